@@ -1,0 +1,93 @@
+/* The daemon's configuration: one libconfig file, every key optional.
+ * Core keys are validated here; each plugin's group is handed to that plugin
+ * (struct banger_cfg) which validates it through the host API. */
+#ifndef BANGER_CONFIG_H
+#define BANGER_CONFIG_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <banger/capability.h>
+
+#include "util/error.h"
+
+#define BANGER_DEFAULT_CONFIG SYSCONFDIR "/banger/banger.conf"
+
+/* A group of the config file as plugins see it. setting is NULL for a group
+ * the operator did not write (all getters then report -ENOENT). */
+struct banger_cfg {
+    const config_setting_t *setting;
+    const char *name;   /* group name, e.g. "tap" */
+    const char *file;   /* config file path, for messages */
+};
+
+struct bg_config {
+    config_t lc;             /* owns every string below that points into it */
+    bool from_file;          /* false: built-in defaults only */
+    char *path;
+
+    const char *state_dir;
+    const char *runtime_dir;
+    const char *firecracker_bin;
+    const char *socket_group;
+    const char *plugin_dir;
+    int log_level;
+    int stop_grace_ms;       /* SendCtrlAltDel -> SIGKILL window */
+
+    char **plugins;          /* operator's selection, in start order */
+    size_t n_plugins;
+
+    struct {
+        uint32_t vcpu;
+        uint64_t memory_mib;
+        uint64_t disk_size;
+        uint64_t overlay_size;
+    } vm_defaults;
+
+    struct {
+        const char *bridge;
+        const char *cidr;
+        uint32_t net;        /* network address, host byte order */
+        uint32_t prefix_len;
+    } network;
+};
+
+/* Load `path`. When `must_exist` is false and the file is missing, the
+ * built-in defaults are used. Errors name file, line and key. */
+int config_load(const char *path, bool must_exist, struct bg_config **out,
+                struct banger_error *err);
+/* Parse config text (tests); `name` is used in messages. */
+int config_load_string(const char *text, const char *name, struct bg_config **out,
+                       struct banger_error *err);
+void config_free(struct bg_config *cfg);
+
+/* The group named `name` (never NULL; an empty group when absent). The
+ * pointer stays valid as long as cfg. */
+const struct banger_cfg *config_group(const struct bg_config *cfg, const char *name);
+
+/* Parse "8G", "512M", "1T", "4096" (bytes) -> bytes. */
+int config_parse_size(const char *text, uint64_t *out);
+/* Parse "a.b.c.d/n" (a network address) -> host-order address and prefix. */
+int config_parse_cidr(const char *text, uint32_t *net, uint32_t *prefix_len);
+
+/* The host API's cfg_* functions, also used by the core itself. */
+int bg_cfg_get_int(const struct banger_cfg *g, const char *key, long long *out,
+                   struct banger_error *err);
+int bg_cfg_get_bool(const struct banger_cfg *g, const char *key, bool *out,
+                    struct banger_error *err);
+int bg_cfg_get_string(const struct banger_cfg *g, const char *key, const char **out,
+                      struct banger_error *err);
+int bg_cfg_get_size(const struct banger_cfg *g, const char *key, uint64_t *out,
+                    struct banger_error *err);
+int bg_cfg_check_keys(const struct banger_cfg *g, const char *const *allowed,
+                      struct banger_error *err);
+int bg_cfg_fail(const struct banger_cfg *g, const char *key, struct banger_error *err,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int bg_cfg_failv(const struct banger_cfg *g, const char *key, struct banger_error *err,
+                 const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+/* The current process-wide config (set by the daemon; tests may set it). */
+void config_set_current(const struct bg_config *cfg);
+const struct banger_cfg *bg_cfg_group_current(const char *name);
+
+#endif

@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += config/config.c config/config.h

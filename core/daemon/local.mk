@@ -1,0 +1,8 @@
+libbangercore_la_SOURCES += daemon/check.c daemon/check.h
+
+sbin_PROGRAMS = bangerd
+bangerd_SOURCES = daemon/bangerd.c
+bangerd_CPPFLAGS = $(libbangercore_la_CPPFLAGS)
+bangerd_CFLAGS = $(libbangercore_la_CFLAGS)
+bangerd_LDFLAGS = $(BANGER_LDFLAGS)
+bangerd_LDADD = libbangercore.la

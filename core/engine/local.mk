@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += engine/engine.c engine/engine.h

@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += loader/loader.c loader/loader.h

@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += runner/runner.c runner/runner.h

@@ -1,0 +1,33 @@
+/* Running external programs: argv only (never a shell), close-on-exec and
+ * every other fd closed in the child, explicit environment, captured output,
+ * exit status or signal, timeout. Tests install a hook to record or fake. */
+#ifndef BANGER_RUNNER_H
+#define BANGER_RUNNER_H
+
+#include <banger/capability.h>
+
+#include "util/error.h"
+
+/* The environment children get when opts->envp is NULL. */
+extern const char *const runner_default_env[];
+
+int runner_run(const char *const *argv, const struct banger_run_opts *opts,
+               struct banger_run_result *res, struct banger_error *err);
+void runner_result_clear(struct banger_run_result *res);
+
+/* Resolve a program name on PATH ("/usr/local/sbin:..." when path is NULL).
+ * Returns a malloc'd absolute path or NULL. Names with '/' are returned as is
+ * when executable. */
+char *runner_find_program(const char *name, const char *path);
+
+/* Test hook: called before every run. Return 0 to run the program for real,
+ * 1 when the hook filled `res` itself (the program is not run), or a negative
+ * errno to fail the run. */
+typedef int (*runner_hook_fn)(void *ctx, const char *const *argv,
+                              struct banger_run_result *res);
+void runner_set_hook(runner_hook_fn hook, void *ctx);
+
+/* "a b 'c d'" for logs. */
+char *runner_argv_to_string(const char *const *argv);
+
+#endif
