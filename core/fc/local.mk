@@ -1,0 +1,1 @@
+# Firecracker driver (core/fc)
