@@ -1,0 +1,132 @@
+/* The Firecracker driver: the launch step of a VM start.
+ *
+ * Spawns firecracker detached from the daemon (double fork, own session), so
+ * a daemon restart or crash never takes a VM down, configures it over its API
+ * socket from vm->contrib, boots it, and stops or kills it again. Every pid
+ * is re-identified by its command line (--api-sock <path>) before it is
+ * signalled: a recorded pid may have been recycled by another process.
+ *
+ * Handles: "fc.api_sock" (recorded before spawning) and "fc.pid" (right
+ * after). Files: <runtime_dir>/api.sock, <state_dir>/firecracker.log. */
+#ifndef BANGER_FC_H
+#define BANGER_FC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "engine/engine.h"
+#include "host/vm.h"
+#include "util/error.h"
+
+#define FC_MIN_VERSION "1.5.0"
+#define FC_DEFAULT_BIN "firecracker"
+#define FC_DEFAULT_STOP_GRACE_MS 10000
+#define FC_DEFAULT_API_WAIT_MS 5000
+#define FC_DEFAULT_API_TIMEOUT_MS 10000
+#define FC_BASE_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off"
+
+#define FC_HANDLE_API_SOCK "fc.api_sock"
+#define FC_HANDLE_PID "fc.pid"
+
+struct fc_driver {
+    const char *firecracker_bin;    /* name on PATH or a path; NULL = "firecracker" */
+    int stop_grace_ms;              /* SendCtrlAltDel -> SIGKILL; 0 = default */
+    int api_wait_ms;                /* spawn -> API socket ready; 0 = default */
+    int api_timeout_ms;             /* one API request; 0 = default */
+    const char *const *extra_args;  /* appended to argv (tests); NULL-terminated or NULL */
+};
+
+/* ---- process (fc_proc.c) ------------------------------------------------ */
+
+/* The live Firecracker serving `api_sock`: `recorded` when its cmdline names
+ * api_sock after --api-sock, else the first such process in /proc; 0 when
+ * none runs. Zombies do not count. */
+pid_t fc_find_pid(const char *api_sock, pid_t recorded);
+
+/* Has pid exited (gone, or a zombie)? */
+bool fc_pid_exited(pid_t pid);
+
+/* Send `sig` to the Firecracker of api_sock (re-identified through a pidfd,
+ * so a recycled pid is never hit) and wait up to wait_ms for it to exit.
+ * Returns 0 when it is gone (or never ran), -ETIMEDOUT when it still runs.
+ * sig 0 only waits. */
+int fc_signal_and_wait(const char *api_sock, pid_t recorded, int sig, int wait_ms,
+                       struct banger_error *err);
+
+/* ---- spawn and API socket (fc_spawn.c) ---------------------------------- */
+
+/* malloc'd <runtime_dir>/api.sock, or NULL without runtime dir or when the
+ * path does not fit sun_path. */
+char *fc_api_sock_path(const struct banger_vm *vm);
+/* The API socket path to stop: the recorded handle, else derived. */
+char *fc_api_sock_for_stop(struct banger_vm *vm);
+
+/* Remove api.sock, vsock.sock and vsock.sock_* in the runtime dir (and the
+ * contributed vsock path). Missing files are fine. */
+int fc_remove_sockets(struct banger_vm *vm, struct banger_error *err);
+
+/* Unlink stale sockets, record fc.api_sock, spawn firecracker detached, record
+ * fc.pid and vm->vmm_pid. */
+int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_error *err);
+
+/* Wait until the API socket accepts connections; fails early with
+ * "firecracker exited: <last log line>" when the process dies. */
+int fc_wait_api(struct banger_vm *vm, int timeout_ms, struct banger_error *err);
+
+/* Last non-empty line of <state_dir>/firecracker.log in buf ("" when none). */
+void fc_log_last_line(const struct banger_vm *vm, char *buf, size_t len);
+
+/* 0 when the VM's Firecracker runs; -ESRCH with "firecracker exited: <last
+ * log line>" when it does not. Updates vm->vmm_pid. */
+int fc_check_alive(struct banger_vm *vm, struct banger_error *err);
+
+/* ---- API (fc_api.c) ------------------------------------------------------ */
+
+/* One request; 2xx is success, otherwise err is "firecracker: PUT /path:
+ * <fault_message>". body may be NULL (GET). *reply (may be NULL) receives the
+ * malloc'd response body. */
+int fc_api_request(const char *api_sock, const char *method, const char *path,
+                   const char *body, int timeout_ms, char **reply, struct banger_error *err);
+
+/* FC_BASE_BOOT_ARGS plus every contributed kernel argument; malloc'd. */
+char *fc_boot_args(const struct banger_vm *vm);
+
+/* machine-config, boot-source, drives, network interface, vsock. */
+int fc_configure(struct banger_vm *vm, const char *api_sock, int timeout_ms,
+                 struct banger_error *err);
+
+/* PUT /actions {"action_type": action}. */
+int fc_action(const char *api_sock, const char *action, int timeout_ms,
+              struct banger_error *err);
+
+/* ---- driver (fc_driver.c) ----------------------------------------------- */
+
+/* Spawn, wait for the API, configure, InstanceStart. On failure the process
+ * may still run: the caller undoes with fc_kill (the engine does). Fault
+ * points (BANGER_FAULTS): "fc.configure" after the API is up, "fc.start"
+ * before InstanceStart. */
+int fc_launch(const struct fc_driver *drv, struct banger_vm *vm, struct banger_error *err);
+
+/* SendCtrlAltDel, wait up to grace_ms, then SIGKILL and wait; then remove
+ * the sockets and the fc.* handles. Nothing running counts as done. */
+int fc_stop(const struct fc_driver *drv, struct banger_vm *vm, int grace_ms,
+            struct banger_error *err);
+
+/* Send `sig` (SIGKILL when 0), wait for the exit, remove sockets and handles. */
+int fc_kill(struct banger_vm *vm, int sig, struct banger_error *err);
+
+/* After a daemon restart: set vm->vmm_pid from the handles and /proc.
+ * Returns the pid, 0 when none runs. */
+pid_t fc_adopt(struct banger_vm *vm);
+
+/* Fill ops with launch / undo / stop bound to drv (which must outlive ops). */
+void fc_driver_launch_ops(struct fc_driver *drv, struct engine_launch_ops *ops);
+
+/* `<bin> --version` -> malloc'd "X.Y.Z". */
+int fc_version(const char *bin, char **version, struct banger_error *err);
+/* Compare "X.Y.Z" strings: <0, 0, >0. Unparsable sorts lowest. */
+int fc_version_compare(const char *a, const char *b);
+/* Is `version` at least FC_MIN_VERSION? */
+bool fc_version_supported(const char *version);
+
+#endif

@@ -1,0 +1,176 @@
+/* Finding, signalling and waiting for a Firecracker that is not our child. */
+#include "config.h"
+
+#include "fc/fc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FC_PROC_CMDLINE_MAX 8192
+#define FC_PROC_POLL_MS 10
+
+static long long fc_proc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Does /proc/<pid>/cmdline carry `--api-sock <api_sock>`? */
+static bool fc_proc_serves(pid_t pid, const char *api_sock)
+{
+    char path[64], buf[FC_PROC_CMDLINE_MAX];
+    size_t len = 0;
+    bool found = false;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    while (len < sizeof(buf) - 1) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+
+    size_t sock_len = strlen(api_sock);
+    for (size_t off = 0; off < len && !found;) {
+        const char *arg = buf + off;
+        size_t arg_len = strlen(arg);
+        size_t next = off + arg_len + 1;
+        if (strcmp(arg, "--api-sock") == 0 && next < len)
+            found = strcmp(buf + next, api_sock) == 0;
+        else if (strncmp(arg, "--api-sock=", 11) == 0)
+            found = arg_len == 11 + sock_len && strcmp(arg + 11, api_sock) == 0;
+        off = next;
+    }
+    return found;
+}
+
+bool fc_pid_exited(pid_t pid)
+{
+    char path[64], buf[512];
+
+    if (pid <= 0)
+        return true;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return true;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may contain ')' so take the last one. */
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return false;
+    return p[2] == 'Z' || p[2] == 'X' || p[2] == 'x';
+}
+
+pid_t fc_find_pid(const char *api_sock, pid_t recorded)
+{
+    pid_t found = 0;
+
+    if (!api_sock || !api_sock[0])
+        return 0;
+    if (recorded > 0 && fc_proc_serves(recorded, api_sock))
+        return recorded;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == recorded)
+            continue;
+        if (fc_proc_serves((pid_t)pid, api_sock))
+            found = (pid_t)pid;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Wait for the exit of pid (through pidfd when we have one). */
+static bool fc_proc_wait_exit(pid_t pid, int pidfd, int wait_ms)
+{
+    long long deadline = fc_proc_now_ms() + (wait_ms > 0 ? wait_ms : 0);
+
+    for (;;) {
+        if (pidfd >= 0) {
+            struct pollfd p = { .fd = pidfd, .events = POLLIN };
+            long long left = deadline - fc_proc_now_ms();
+            int n = poll(&p, 1, left > 0 ? (int)left : 0);
+            if (n > 0)
+                return true;
+            if (n < 0 && errno != EINTR)
+                pidfd = -1; /* fall back to polling /proc */
+        } else if (fc_pid_exited(pid)) {
+            return true;
+        } else {
+            struct timespec ts = { 0, FC_PROC_POLL_MS * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        if (fc_proc_now_ms() >= deadline)
+            return fc_pid_exited(pid);
+    }
+}
+
+int fc_signal_and_wait(const char *api_sock, pid_t recorded, int sig, int wait_ms,
+                       struct banger_error *err)
+{
+    int pidfd = -1;
+    int r = 0;
+
+    pid_t pid = fc_find_pid(api_sock, recorded);
+    if (pid == 0)
+        goto cleanup;
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0 && errno == ESRCH)
+        goto cleanup;
+    /* Between the scan and pidfd_open the pid may have been recycled: look
+     * again now that the pidfd pins the process. */
+    if (!fc_proc_serves(pid, api_sock))
+        goto cleanup;
+    if (sig > 0) {
+        int s = pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0)
+                           : kill(pid, sig);
+        if (s < 0 && errno != ESRCH) {
+            r = bg_fail_errno(err, -errno, "firecracker: signal %d to pid %d", sig, (int)pid);
+            goto cleanup;
+        }
+    }
+    if (!fc_proc_wait_exit(pid, pidfd, wait_ms)) {
+        if (sig > 0)
+            r = bg_fail(err, -ETIMEDOUT, "firecracker: pid %d still runs %d ms after signal %d",
+                        (int)pid, wait_ms, sig);
+        else
+            r = bg_fail(err, -ETIMEDOUT, "firecracker: pid %d still runs after %d ms", (int)pid,
+                        wait_ms);
+    }
+cleanup:
+    if (pidfd >= 0)
+        close(pidfd);
+    return r;
+}

@@ -1,0 +1,734 @@
+/* Firecracker driver (core/fc) against fc-double.
+ *
+ * Each test makes its own state and runtime dirs under one base dir. The VMMs
+ * the driver spawns are detached (double fork, own session), so a failing
+ * test cannot take them down with it: after the run, main() kills every
+ * process whose command line names the base dir, then removes the dir. main()
+ * is a child subreaper so that the exited VMMs are reaped here. */
+#include "config.h"
+
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "fc/fc.h"
+#include "host/host.h"
+#include "host/vm.h"
+#include "util/fs.h"
+
+#define T_ID "0123456789ab"
+#define T_WAIT_MS 10000 /* upper bound on waits; never asserted as a speed */
+
+static char t_base[32];
+static char t_state[80];
+static char t_run[80];
+static char t_record[96];
+static char t_sock[96];
+
+static void t_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* A fresh pair of dirs per test (each test runs in its own forked child). */
+static void t_setup(void)
+{
+    char tmpl[64];
+    snprintf(tmpl, sizeof(tmpl), "%s/tXXXXXX", t_base);
+    ck_assert_ptr_nonnull(mkdtemp(tmpl));
+    snprintf(t_state, sizeof(t_state), "%s/state", tmpl);
+    snprintf(t_run, sizeof(t_run), "%s/run", tmpl);
+    snprintf(t_record, sizeof(t_record), "%s/record.jsonl", tmpl);
+    snprintf(t_sock, sizeof(t_sock), "%s/api.sock", t_run);
+    ck_assert_int_eq(mkdir(t_state, 0700), 0);
+    ck_assert_int_eq(mkdir(t_run, 0700), 0);
+    setenv("FC_DOUBLE_RECORD", t_record, 1);
+}
+
+static struct banger_vm *t_vm(void)
+{
+    struct banger_vm_info info = {
+        .struct_size = sizeof(info), .vcpu = 2, .id = T_ID, .name = "web",
+        .ip = "172.29.0.2", .mac = "06:00:ac:1d:00:02", .gateway = "172.29.0.1",
+        .prefix_len = 24, .cid = 3, .memory_mib = 256, .state_dir = t_state,
+        .runtime_dir = t_run, .rootfs_path = "/images/rootfs.ext4",
+        .kernel_path = "/images/vmlinux", .initrd_path = "/images/initrd.img",
+        .bridge = "br-banger",
+    };
+    struct banger_vm *vm = NULL;
+    struct banger_error e = { 0 };
+    ck_assert_msg(bg_vm_new(&info, &vm, &e) == 0, "%s", bg_error_text(&e));
+    return vm;
+}
+
+/* The contributions the before-launch capabilities would make. */
+static void t_contribute(struct banger_vm *vm)
+{
+    const struct banger_host_api *h = bg_host_api();
+    struct banger_error e = { 0 };
+    struct banger_drive root = { .struct_size = sizeof(root), .is_root_device = true,
+                                 .drive_id = "rootfs", .path_on_host = "/dev/mapper/bg-root" };
+    struct banger_drive work = { .struct_size = sizeof(work), .is_read_only = true,
+                                 .drive_id = "work", .path_on_host = "/dev/loop7" };
+    struct banger_net_iface net = { .struct_size = sizeof(net), .iface_id = "eth0",
+                                    .host_dev_name = "bgtap0",
+                                    .guest_mac = "06:00:ac:1d:00:02" };
+    char uds[200];
+    snprintf(uds, sizeof(uds), "%s/vsock.sock", t_run);
+    ck_assert_int_eq(h->add_drive(vm, &root, &e), 0);
+    ck_assert_int_eq(h->add_drive(vm, &work, &e), 0);
+    ck_assert_int_eq(h->set_net_iface(vm, &net, &e), 0);
+    ck_assert_int_eq(h->set_vsock(vm, 3, uds, &e), 0);
+    ck_assert_int_eq(h->add_kernel_arg(vm, "ip=172.29.0.2::172.29.0.1:255.255.255.0::eth0:off",
+                                       &e), 0);
+    ck_assert_int_eq(h->add_kernel_arg(vm, "quiet", &e), 0);
+}
+
+static struct fc_driver t_driver(void)
+{
+    return (struct fc_driver){ .firecracker_bin = FC_DOUBLE, .stop_grace_ms = 60000 };
+}
+
+static int t_launch(const struct fc_driver *drv, struct banger_vm *vm)
+{
+    struct banger_error e = { 0 };
+    int r = fc_launch(drv, vm, &e);
+    ck_assert_msg(r == 0, "launch: %s", bg_error_text(&e));
+    return r;
+}
+
+static void t_kill(struct banger_vm *vm)
+{
+    struct banger_error e = { 0 };
+    ck_assert_msg(fc_kill(vm, SIGKILL, &e) == 0, "kill: %s", bg_error_text(&e));
+}
+
+static bool t_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Recorded requests as "METHOD PATH BODY" lines, body re-encoded compactly. */
+static char *t_recorded(void)
+{
+    char *text = NULL;
+    struct banger_error e = { 0 };
+    ck_assert_msg(fs_read_all(t_record, 1 << 20, &text, NULL, &e) == 0, "%s",
+                  bg_error_text(&e));
+    size_t cap = strlen(text) * 2 + 16, len = 0;
+    char *out = calloc(1, cap);
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        ck_assert_ptr_nonnull(j);
+        const cJSON *m = cJSON_GetObjectItem(j, "method"), *p = cJSON_GetObjectItem(j, "path");
+        char *body = cJSON_PrintUnformatted(cJSON_GetObjectItem(j, "body"));
+        len += (size_t)snprintf(out + len, cap - len, "%s %s %s\n", m->valuestring,
+                                p->valuestring, body);
+        cJSON_free(body);
+        cJSON_Delete(j);
+    }
+    free(text);
+    return out;
+}
+
+static pid_t t_pid_of_vm(void)
+{
+    return fc_find_pid(t_sock, 0);
+}
+
+/* Poll until no Firecracker serves the test socket. */
+static bool t_wait_gone(void)
+{
+    for (int i = 0; i < T_WAIT_MS / 10; i++) {
+        if (t_pid_of_vm() == 0)
+            return true;
+        t_sleep_ms(10);
+    }
+    return false;
+}
+
+START_TEST(test_launch_exact_bodies_and_graceful_stop)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    t_contribute(vm);
+    t_launch(&drv, vm);
+
+    char *rec = t_recorded();
+    char expected[2048];
+    snprintf(expected, sizeof(expected),
+             "PUT /machine-config {\"vcpu_count\":2,\"mem_size_mib\":256}\n"
+             "PUT /boot-source {\"kernel_image_path\":\"/images/vmlinux\","
+             "\"initrd_path\":\"/images/initrd.img\",\"boot_args\":\"console=ttyS0 reboot=k "
+             "panic=1 pci=off ip=172.29.0.2::172.29.0.1:255.255.255.0::eth0:off quiet\"}\n"
+             "PUT /drives/rootfs {\"drive_id\":\"rootfs\",\"path_on_host\":"
+             "\"/dev/mapper/bg-root\",\"is_root_device\":true,\"is_read_only\":false}\n"
+             "PUT /drives/work {\"drive_id\":\"work\",\"path_on_host\":\"/dev/loop7\","
+             "\"is_root_device\":false,\"is_read_only\":true}\n"
+             "PUT /network-interfaces/eth0 {\"iface_id\":\"eth0\",\"host_dev_name\":\"bgtap0\","
+             "\"guest_mac\":\"06:00:ac:1d:00:02\"}\n"
+             "PUT /vsock {\"guest_cid\":3,\"uds_path\":\"%s/vsock.sock\"}\n"
+             "PUT /actions {\"action_type\":\"InstanceStart\"}\n",
+             t_run);
+    ck_assert_str_eq(rec, expected);
+    free(rec);
+
+    /* Handles on disk, pid and socket agree with the live process. */
+    char *hpath = NULL, *text = NULL;
+    hpath = fs_join(t_state, "handles.json");
+    ck_assert_int_eq(fs_read_all(hpath, 1 << 16, &text, NULL, &e), 0);
+    cJSON *h = cJSON_Parse(text);
+    char pid_text[24];
+    snprintf(pid_text, sizeof(pid_text), "%d", vm->vmm_pid);
+    ck_assert_str_eq(cJSON_GetObjectItem(h, FC_HANDLE_PID)->valuestring, pid_text);
+    ck_assert_str_eq(cJSON_GetObjectItem(h, FC_HANDLE_API_SOCK)->valuestring, t_sock);
+    cJSON_Delete(h);
+    free(text);
+    free(hpath);
+    ck_assert_int_eq(t_pid_of_vm(), vm->vmm_pid);
+    ck_assert_int_eq(bg_host_api()->vmm_pid(vm), vm->vmm_pid);
+
+    /* A 60 s grace and a 30 s test timeout: only Ctrl-Alt-Del can end it in time. */
+    ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    ck_assert_int_eq(vm->vmm_pid, 0);
+    ck_assert(!t_exists(t_sock));
+    ck_assert(!t_exists(vm->contrib.vsock_uds));
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_PID));
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_API_SOCK));
+    rec = t_recorded();
+    ck_assert_ptr_nonnull(strstr(rec, "PUT /actions {\"action_type\":\"SendCtrlAltDel\"}\n"));
+    free(rec);
+    /* Stopping again is a no-op. */
+    ck_assert_int_eq(fc_stop(&drv, vm, drv.stop_grace_ms, &e), 0);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_minimal_config_bodies)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    free((char *)vm->info.initrd_path);
+    vm->info.initrd_path = NULL;
+    t_launch(&drv, vm);
+    char *rec = t_recorded();
+    ck_assert_str_eq(rec, "PUT /machine-config {\"vcpu_count\":2,\"mem_size_mib\":256}\n"
+                          "PUT /boot-source {\"kernel_image_path\":\"/images/vmlinux\","
+                          "\"boot_args\":\"console=ttyS0 reboot=k panic=1 pci=off\"}\n"
+                          "PUT /actions {\"action_type\":\"InstanceStart\"}\n");
+    free(rec);
+    t_kill(vm);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_failing_config_call_then_undo)
+{
+    struct fc_driver drv = t_driver();
+    struct engine_launch_ops ops;
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    setenv("FC_DOUBLE_FAIL", "PUT /drives/rootfs", 1);
+    t_contribute(vm);
+    fc_driver_launch_ops(&drv, &ops);
+    ck_assert_int_lt(ops.launch(ops.ctx, vm, &e), 0);
+    ck_assert_str_eq(bg_error_text(&e), "firecracker: PUT /drives/rootfs: injected failure");
+    ck_assert_int_ne(t_pid_of_vm(), 0);
+
+    struct banger_error u = { 0 };
+    ck_assert_msg(ops.undo(ops.ctx, vm, &u) == 0, "%s", bg_error_text(&u));
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    ck_assert(!t_exists(t_sock));
+    ck_assert(!t_exists(vm->contrib.vsock_uds));
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_PID));
+    /* Undo of nothing is fine too. */
+    ck_assert_int_eq(ops.undo(ops.ctx, vm, &u), 0);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_failing_instance_start)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    setenv("FC_DOUBLE_FAIL", "PUT /actions InstanceStart", 1);
+    ck_assert_int_lt(fc_launch(&drv, vm, &e), 0);
+    ck_assert_str_eq(bg_error_text(&e),
+                     "firecracker: PUT /actions InstanceStart: injected failure");
+    t_kill(vm);
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_fault_points_then_undo)
+{
+    static const char *const points[] = { "fc.configure", "fc.start" };
+    for (size_t i = 0; i < 2; i++) {
+        struct fc_driver drv = t_driver();
+        struct banger_vm *vm = t_vm();
+        struct banger_error e = { 0 };
+        char want[64];
+        setenv("BANGER_FAULTS", points[i], 1);
+        t_contribute(vm);
+        ck_assert_int_eq(fc_launch(&drv, vm, &e), -EIO);
+        snprintf(want, sizeof(want), "injected fault at %s", points[i]);
+        ck_assert_str_eq(bg_error_text(&e), want);
+        ck_assert_int_eq(t_pid_of_vm(), vm->vmm_pid);
+        ck_assert_msg(fc_kill(vm, 0, &e) == 0, "%s", bg_error_text(&e));
+        ck_assert_int_eq(t_pid_of_vm(), 0);
+        ck_assert(!t_exists(t_sock));
+        ck_assert(!t_exists(vm->contrib.vsock_uds));
+        bg_vm_free(vm);
+    }
+    unsetenv("BANGER_FAULTS");
+}
+END_TEST
+
+START_TEST(test_stop_without_launch_is_a_no_op)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    char *hpath = fs_join(t_state, "handles.json");
+    ck_assert_int_eq(fc_stop(&drv, vm, 1000, &e), 0);
+    ck_assert_int_eq(fc_kill(vm, SIGKILL, &e), 0);
+    ck_assert(!t_exists(hpath));
+    free(hpath);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_stop_falls_back_to_kill)
+{
+    static const char *const extra[] = { "--ignore-ctrl-alt-del", NULL };
+    struct fc_driver drv = t_driver();
+    drv.extra_args = extra;
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    t_launch(&drv, vm);
+    pid_t pid = vm->vmm_pid;
+    ck_assert_msg(fc_stop(&drv, vm, 300, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(fc_pid_exited(pid));
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    ck_assert(!t_exists(t_sock));
+    char *rec = t_recorded();
+    ck_assert_ptr_nonnull(strstr(rec, "PUT /actions {\"action_type\":\"SendCtrlAltDel\"}\n"));
+    free(rec);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_engine_stop_through_ops)
+{
+    static const char *const extra[] = { "--ignore-ctrl-alt-del", NULL };
+    struct fc_driver drv = t_driver();
+    drv.extra_args = extra;
+    drv.stop_grace_ms = 200;
+    struct engine_launch_ops ops;
+    struct bg_plugins none = { 0 };
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    fc_driver_launch_ops(&drv, &ops);
+    ck_assert_msg(engine_start(&none, &ops, vm, NULL, NULL, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_ne(t_pid_of_vm(), 0);
+    ck_assert_msg(engine_stop(&none, &ops, vm, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    ck_assert_uint_eq(bg_vm_handle_count(vm), 0);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_stale_sockets_do_not_block_launch)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    char stale_vsock[200];
+    /* A socket file left by a process that died: bound, never unlinked. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t_sock);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(fd);
+    snprintf(stale_vsock, sizeof(stale_vsock), "%s/vsock.sock_10789", t_run);
+    fd = open(stale_vsock, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    t_contribute(vm);
+    ck_assert(t_exists(t_sock));
+
+    t_launch(&drv, vm);
+    ck_assert(!t_exists(stale_vsock));
+    ck_assert_int_eq(t_pid_of_vm(), vm->vmm_pid);
+    t_kill(vm);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_second_launch_refused_while_running)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    t_launch(&drv, vm);
+    pid_t pid = vm->vmm_pid;
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -EBUSY);
+    ck_assert_int_eq(t_pid_of_vm(), pid);
+    t_kill(vm);
+    bg_vm_free(vm);
+}
+END_TEST
+
+/* A `sleep` child that dies with the test process. */
+static pid_t t_sleeper(void)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+START_TEST(test_rediscovery_by_cmdline)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    t_launch(&drv, vm);
+    pid_t pid = vm->vmm_pid;
+    bg_vm_free(vm);
+
+    /* A fresh object from the same state dir, as after a daemon restart. */
+    struct banger_vm *again = t_vm();
+    ck_assert_int_eq(again->vmm_pid, 0);
+    ck_assert_int_eq(fc_adopt(again), pid);
+    ck_assert_int_eq(again->vmm_pid, pid);
+    ck_assert_int_eq(fc_find_pid(t_sock, 0), pid);
+
+    /* A recorded pid that now belongs to another process is not accepted. */
+    pid_t other = t_sleeper();
+    char text[24];
+    snprintf(text, sizeof(text), "%d", (int)other);
+    ck_assert_int_eq(bg_vm_set_handle(again, FC_HANDLE_PID, text, &e), 0);
+    bg_vm_free(again);
+    struct banger_vm *third = t_vm();
+    ck_assert_str_eq(bg_vm_get_handle(third, FC_HANDLE_PID), text);
+    ck_assert_int_eq(fc_find_pid(t_sock, other), pid);
+
+    ck_assert_msg(fc_stop(&drv, third, 5000, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_eq(fc_find_pid(t_sock, other), 0);
+    /* The stop after the VMM is gone must not touch the stale pid either. */
+    ck_assert_int_eq(bg_vm_set_handle(third, FC_HANDLE_PID, text, &e), 0);
+    ck_assert_int_eq(fc_kill(third, SIGKILL, &e), 0);
+    ck_assert_int_eq(waitpid(other, NULL, WNOHANG), 0);
+    ck_assert_int_eq(kill(other, 0), 0);
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    bg_vm_free(third);
+}
+END_TEST
+
+START_TEST(test_vmm_survives_its_spawner)
+{
+    int pfd[2];
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        struct fc_driver drv = t_driver();
+        struct banger_vm *vm = t_vm();
+        struct banger_error e = { 0 };
+        int pid = fc_launch(&drv, vm, &e) == 0 ? vm->vmm_pid : -1;
+        ssize_t w = write(pfd[1], &pid, sizeof(pid));
+        (void)w;
+        _exit(0); /* no stop: the VMM must outlive us */
+    }
+    close(pfd[1]);
+    int pid = 0;
+    ck_assert_int_eq(read(pfd[0], &pid, sizeof(pid)), (ssize_t)sizeof(pid));
+    close(pfd[0]);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(t_pid_of_vm(), pid);
+
+    /* Not our child, not our grandchild's zombie: its parent is someone else. */
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    char state;
+    int ppid, pgrp, session;
+    ck_assert_int_eq(sscanf(strrchr(buf, ')') + 2, "%c %d %d %d", &state, &ppid, &pgrp,
+                            &session), 4);
+    ck_assert_int_ne(ppid, getpid());
+    ck_assert_int_ne(ppid, child);
+    ck_assert_int_ne(session, getsid(0));
+
+    struct banger_vm *vm = t_vm();
+    t_kill(vm);
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_missing_binary)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    drv.firecracker_bin = "/nonexistent/firecracker";
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -ENOENT);
+    ck_assert_ptr_nonnull(strstr(bg_error_text(&e), "/nonexistent/firecracker"));
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_PID));
+    drv.firecracker_bin = "banger-no-such-firecracker";
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -ENOENT);
+    ck_assert_ptr_nonnull(strstr(bg_error_text(&e), "banger-no-such-firecracker"));
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_exit_before_api_reports_log_line)
+{
+    /* The double's last words: "fc-double: bad --http-api-max-payload-size 'x'". */
+    static const char *const extra[] = { "--http-api-max-payload-size", "x", NULL };
+    struct fc_driver drv = t_driver();
+    drv.extra_args = extra;
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    ck_assert_int_lt(fc_launch(&drv, vm, &e), 0);
+    ck_assert_str_eq(bg_error_text(&e), "firecracker exited before its API socket was ready: "
+                                        "fc-double: bad --http-api-max-payload-size 'x'");
+    ck_assert_int_eq(fc_kill(vm, SIGKILL, &e), 0);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_exit_on_start_detected)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    setenv("FC_DOUBLE_EXIT_ON_START", "1", 1);
+    t_launch(&drv, vm);
+    ck_assert(t_wait_gone());
+    ck_assert_int_eq(fc_check_alive(vm, &e), -ESRCH);
+    ck_assert_ptr_nonnull(strstr(bg_error_text(&e), "firecracker exited"));
+    ck_assert_int_eq(vm->vmm_pid, 0);
+    /* The double leaves its socket behind; stop clears it. */
+    ck_assert(t_exists(t_sock));
+    ck_assert_int_eq(fc_stop(&drv, vm, 1000, &e), 0);
+    ck_assert(!t_exists(t_sock));
+    bg_vm_free(vm);
+}
+END_TEST
+
+/* The target of /proc/<pid>/fd/<fd>, or "" when the fd is not open. */
+static void t_fd_target(pid_t pid, int fd, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+    ssize_t n = readlink(path, buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+START_TEST(test_vmm_process_hygiene)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    char sentinel[128], target[256], expect_log[128];
+    /* An inheritable fd the VMM must not see. */
+    snprintf(sentinel, sizeof(sentinel), "%s/sentinel", t_state);
+    int leak = open(sentinel, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(leak, 0);
+    mode_t old = umask(022);
+    t_launch(&drv, vm);
+    umask(old);
+    close(leak);
+    pid_t pid = vm->vmm_pid;
+
+    t_fd_target(pid, 0, target, sizeof(target));
+    ck_assert_str_eq(target, "/dev/null");
+    snprintf(expect_log, sizeof(expect_log), "%s/firecracker.log", t_state);
+    t_fd_target(pid, 1, target, sizeof(target));
+    ck_assert_str_eq(target, expect_log);
+    t_fd_target(pid, 2, target, sizeof(target));
+    ck_assert_str_eq(target, expect_log);
+    for (int fd = 3; fd < 64; fd++) {
+        t_fd_target(pid, fd, target, sizeof(target));
+        ck_assert_msg(strcmp(target, sentinel) != 0, "fd %d leaked into the VMM", fd);
+    }
+
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "Umask:\t0077\n"));
+    struct stat st;
+    ck_assert_int_eq(stat(t_sock, &st), 0);
+    ck_assert_int_eq(st.st_mode & 077, 0);
+    ck_assert_int_eq(stat(expect_log, &st), 0);
+    ck_assert_int_eq(st.st_mode & 077, 0);
+    t_kill(vm);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_check_alive_while_running)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    t_launch(&drv, vm);
+    pid_t pid = vm->vmm_pid;
+    ck_assert_int_eq(fc_check_alive(vm, &e), 0);
+    ck_assert_int_eq(vm->vmm_pid, pid);
+    t_kill(vm);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_version)
+{
+    struct banger_error e = { 0 };
+    char *v = NULL;
+    ck_assert_msg(fc_version(FC_DOUBLE, &v, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_str_eq(v, "1.16.1");
+    ck_assert(fc_version_supported(v));
+    free(v);
+    ck_assert(!fc_version_supported("1.4.9"));
+    ck_assert(fc_version_supported("1.5.0"));
+    ck_assert_int_gt(fc_version_compare("1.10.0", "1.9.9"), 0);
+    ck_assert_int_lt(fc_version_compare("garbage", "1.0.0"), 0);
+    ck_assert_int_eq(fc_version_compare("2.0.1", "2.0.1"), 0);
+    ck_assert_int_eq(fc_version("/nonexistent/firecracker", &v, &e), -ENOENT);
+    ck_assert_ptr_nonnull(strstr(bg_error_text(&e), "/nonexistent/firecracker"));
+}
+END_TEST
+
+/* ---- main: run, then kill anything left under the base dir -------------- */
+
+static bool t_cmdline_mentions(pid_t pid, const char *needle)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (ssize_t off = 0; off < n; off += (ssize_t)strlen(buf + off) + 1)
+        if (strstr(buf + off, needle))
+            return true;
+    return false;
+}
+
+static void t_sweep(void)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        if (t_cmdline_mentions(pid, t_base)) {
+            fprintf(stderr, "test_fc: killing leftover pid %d\n", (int)pid);
+            kill(pid, SIGKILL);
+        }
+    }
+    closedir(d);
+}
+
+static int t_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+int main(void)
+{
+    snprintf(t_base, sizeof(t_base), "/tmp/bgfc.XXXXXX");
+    if (!mkdtemp(t_base)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    /* Orphaned VMMs re-parent to us rather than to a pid 1 that may not reap. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    unsetenv("FC_DOUBLE_FAIL");
+    unsetenv("FC_DOUBLE_EXIT_ON_START");
+
+    Suite *s = suite_create("fc");
+    TCase *tc = tcase_create("driver");
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, t_setup, NULL);
+    tcase_add_test(tc, test_launch_exact_bodies_and_graceful_stop);
+    tcase_add_test(tc, test_minimal_config_bodies);
+    tcase_add_test(tc, test_failing_config_call_then_undo);
+    tcase_add_test(tc, test_failing_instance_start);
+    tcase_add_test(tc, test_fault_points_then_undo);
+    tcase_add_test(tc, test_stop_without_launch_is_a_no_op);
+    tcase_add_test(tc, test_stop_falls_back_to_kill);
+    tcase_add_test(tc, test_engine_stop_through_ops);
+    tcase_add_test(tc, test_stale_sockets_do_not_block_launch);
+    tcase_add_test(tc, test_second_launch_refused_while_running);
+    tcase_add_test(tc, test_rediscovery_by_cmdline);
+    tcase_add_test(tc, test_vmm_survives_its_spawner);
+    tcase_add_test(tc, test_missing_binary);
+    tcase_add_test(tc, test_exit_before_api_reports_log_line);
+    tcase_add_test(tc, test_exit_on_start_detected);
+    tcase_add_test(tc, test_check_alive_while_running);
+    tcase_add_test(tc, test_vmm_process_hygiene);
+    tcase_add_test(tc, test_version);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    t_sweep();
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    nftw(t_base, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
