@@ -3,7 +3,6 @@
 #include "daemon/check.h"
 #include "loader/loader.h"
 
-#include <errno.h>
 
 int bangerd_check(const struct bg_config *cfg, FILE *out, struct banger_error *err)
 {
@@ -35,10 +34,4 @@ int bangerd_check(const struct bg_config *cfg, FILE *out, struct banger_error *e
     fprintf(out, "ok: %zu plugin(s) loaded\n", ps->n);
     plugins_unload(ps);
     return 0;
-}
-
-int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
-{
-    (void)cfg;
-    return bg_fail(err, -ENOSYS, "the daemon's RPC service is not built yet; use --check");
 }

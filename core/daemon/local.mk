@@ -1,4 +1,5 @@
-libbangercore_la_SOURCES += daemon/check.c daemon/check.h
+libbangercore_la_SOURCES += daemon/check.c daemon/check.h daemon/daemon.c daemon/daemon.h \
+	daemon/methods.c daemon/doctor.c
 
 sbin_PROGRAMS = bangerd
 bangerd_SOURCES = daemon/bangerd.c

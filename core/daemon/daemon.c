@@ -1,0 +1,119 @@
+/* bangerd's serving mode: open the store, load and activate the plugins,
+ * reconcile, serve RPC until SIGTERM or SIGINT. */
+#include "config.h"
+
+#include "daemon/check.h"
+#include "daemon/daemon.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int daemon_vmm_find(void *ctx, struct banger_vm *vm)
+{
+    (void)ctx;
+    return (int)fc_adopt(vm);
+}
+
+static int daemon_vmm_kill(void *ctx, struct banger_vm *vm, int sig, struct banger_error *err)
+{
+    (void)ctx;
+    return fc_kill(vm, sig, err);
+}
+
+static int daemon_dirs(const struct bg_config *cfg, struct banger_error *err)
+{
+    int r = fs_ensure_private_dir(cfg->state_dir, 0700, err);
+    /* The runtime dir holds the socket group members must reach; the VM
+     * runtime dirs below it are private. */
+    if (r == 0)
+        r = fs_ensure_private_dir(cfg->runtime_dir, 0755, err);
+    return r;
+}
+
+int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
+{
+    struct bangerd d = { .cfg = cfg, .started = time(NULL) };
+    char eb[512] = "";
+    int r;
+
+    /* Signals are handled by sigwait in this thread only: block them before
+     * any thread (plugins', the RPC server's) exists. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (geteuid() != 0)
+        bg_log(BANGER_LOG_WARNING, NULL, "not running as root: host set-up will likely fail");
+    r = daemon_dirs(cfg, err);
+    if (r < 0)
+        return r;
+    d.images_dir = fs_join(cfg->state_dir, "images");
+    d.socket_path = fs_join(cfg->runtime_dir, "bangerd.sock");
+
+    char *db = fs_join(cfg->state_dir, "banger.db");
+    r = store_open(db, &d.store, eb, sizeof(eb));
+    free(db);
+    if (r < 0) {
+        bg_fail(err, r, "%s", eb);
+        goto done;
+    }
+    r = plugins_load(cfg, &d.plugins, err);
+    if (r < 0)
+        goto done;
+    r = plugins_activate(d.plugins, err);
+    if (r < 0)
+        goto done;
+
+    d.fc = (struct fc_driver){
+        .firecracker_bin = cfg->firecracker_bin,
+        .stop_grace_ms = cfg->stop_grace_ms,
+    };
+    struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
+    fc_driver_launch_ops(&d.fc, &vmm.launch);
+    r = vmsvc_new(cfg, d.store, d.plugins, &vmm, &d.vms, err);
+    if (r < 0)
+        goto done;
+    r = vmsvc_reconcile(d.vms, err);
+    if (r < 0)
+        goto done;
+
+    struct group *grp = getgrnam(cfg->socket_group);
+    if (!grp)
+        bg_log(BANGER_LOG_WARNING, NULL, "group '%s' does not exist: only root can use the socket "
+               "(groupadd %s)", cfg->socket_group, cfg->socket_group);
+    r = rpc_server_start(d.socket_path, grp != NULL, grp ? grp->gr_gid : 0, bangerd_handle, &d,
+                         &d.rpc, err);
+    if (r < 0)
+        goto done;
+    bg_log(BANGER_LOG_INFO, NULL, "bangerd %s ready on %s (%zu plugin(s))", PACKAGE_VERSION,
+           d.socket_path, d.plugins->n);
+
+    int sig = 0;
+    do
+        sigwait(&sigs, &sig);
+    while (sig == SIGHUP);
+    bg_log(BANGER_LOG_INFO, NULL, "signal %d: shutting down (VMs keep running)", sig);
+    r = 0;
+
+done:
+    rpc_server_stop(d.rpc);
+    vmsvc_free(d.vms);
+    plugins_unload(d.plugins);
+    store_close(d.store);
+    free(d.images_dir);
+    free(d.socket_path);
+    return r;
+}

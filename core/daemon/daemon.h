@@ -1,0 +1,33 @@
+/* The running daemon: everything a request handler needs. */
+#ifndef BANGER_DAEMON_H
+#define BANGER_DAEMON_H
+
+#include <time.h>
+
+#include "config/config.h"
+#include "fc/fc.h"
+#include "loader/loader.h"
+#include "rpc/server.h"
+#include "store/store.h"
+#include "vmsvc/vmsvc.h"
+
+struct bangerd {
+    const struct bg_config *cfg;
+    struct store *store;
+    struct bg_plugins *plugins;
+    struct fc_driver fc;
+    struct vmsvc *vms;
+    struct rpc_server *rpc;
+    char *socket_path;
+    char *images_dir;
+    time_t started;
+};
+
+/* The RPC handler: dispatches call->method. */
+int bangerd_handle(void *ctx, struct rpc_call *call);
+
+/* `banger doctor` rows for the host, the daemon and every plugin. */
+struct banger_doctor;
+void bangerd_doctor(struct bangerd *d, struct banger_doctor *report);
+
+#endif

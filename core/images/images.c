@@ -1,0 +1,258 @@
+#include "config.h"
+
+#include "images/images.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int images_open_regular(const char *path, const char *what, int *fd_out, struct stat *st,
+                               struct banger_error *err)
+{
+    if (!path || path[0] != '/')
+        return bg_fail(err, -EINVAL, "%s path '%s' must be absolute", what, path ? path : "");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return bg_fail_errno(err, -errno, "%s %s", what, path);
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return bg_fail(err, -EINVAL, "%s %s is not a regular file", what, path);
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int images_check_rootfs(const char *path, struct banger_error *err)
+{
+    int fd;
+    struct stat st;
+    int r = images_open_regular(path, "rootfs", &fd, &st, err);
+    if (r < 0)
+        return r;
+    unsigned char magic[2] = { 0 };
+    /* The ext2/3/4 superblock starts at 1024; s_magic is at offset 56 in it. */
+    ssize_t n = pread(fd, magic, sizeof(magic), 1024 + 56);
+    close(fd);
+    if (n != 2 || magic[0] != 0x53 || magic[1] != 0xEF)
+        return bg_fail(err, -EINVAL, "rootfs %s is not an ext4 filesystem (no ext superblock magic)", path);
+    return 0;
+}
+
+int images_check_kernel(const char *path, struct banger_error *err)
+{
+    int fd;
+    struct stat st;
+    int r = images_open_regular(path, "kernel", &fd, &st, err);
+    if (r < 0)
+        return r;
+    unsigned char head[0x210] = { 0 };
+    ssize_t n = pread(fd, head, sizeof(head), 0);
+    close(fd);
+    if (n >= 4 && memcmp(head, "\177ELF", 4) == 0)
+        return 0;
+    if (n >= 0x206 && memcmp(head + 0x202, "HdrS", 4) == 0)
+        return bg_fail(err, -EINVAL,
+                       "kernel %s is a compressed bzImage; Firecracker boots an uncompressed ELF "
+                       "vmlinux on x86_64 — extract it with the kernel's scripts/extract-vmlinux "
+                       "(extract-vmlinux %s > vmlinux) and register that", path, path);
+    return bg_fail(err, -EINVAL, "kernel %s is not an ELF vmlinux", path);
+}
+
+/* Copy `from` into `to`: a reflink where the filesystem allows, else a
+ * kernel-side copy. */
+static int images_copy(const char *from, const char *to, struct banger_error *err)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return bg_fail_errno(err, -errno, "open %s", from);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int r = 0;
+    if (out < 0) {
+        r = bg_fail_errno(err, -errno, "create %s", to);
+        close(in);
+        return r;
+    }
+    if (ioctl(out, FICLONE, in) < 0) {
+        struct stat st;
+        if (fstat(in, &st) < 0) {
+            r = bg_fail_errno(err, -errno, "stat %s", from);
+            goto done;
+        }
+        off_t left = st.st_size;
+        while (left > 0) {
+            ssize_t c = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+            if (c < 0 && errno == EINTR)
+                continue;
+            if (c <= 0) {
+                r = bg_fail_errno(err, c < 0 ? -errno : -EIO, "copy %s to %s", from, to);
+                goto done;
+            }
+            left -= c;
+        }
+    }
+    if (fsync(out) < 0)
+        r = bg_fail_errno(err, -errno, "fsync %s", to);
+done:
+    close(in);
+    if (close(out) < 0 && r == 0)
+        r = bg_fail_errno(err, -errno, "close %s", to);
+    return r;
+}
+
+static void images_dir_id(char *buf, size_t len)
+{
+    unsigned char raw[6] = { 0 };
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
+        memcpy(raw, &t, sizeof(raw));
+    }
+    snprintf(buf, len, "%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
+}
+
+int images_register(struct store *store, const char *images_dir,
+                    const struct images_register_params *p, struct image_record **out,
+                    struct banger_error *err)
+{
+    char eb[512] = "";
+    char dir_id[16];
+    char *staging = NULL, *final = NULL;
+    char *paths[3] = { NULL, NULL, NULL };
+    const char *names[3] = { "rootfs.ext4", "vmlinux", "initrd.img" };
+    const char *srcs[3] = { p->rootfs, p->kernel, p->initrd };
+    struct image_record *existing = NULL;
+    cJSON *manifest = NULL;
+    char *manifest_text = NULL;
+    int r;
+
+    if (image_name_check(p->name, eb, sizeof(eb)) < 0)
+        return bg_fail(err, -EINVAL, "%s", eb);
+    r = images_check_rootfs(p->rootfs, err);
+    if (r == 0)
+        r = images_check_kernel(p->kernel, err);
+    if (r == 0 && p->initrd) {
+        int fd;
+        struct stat st;
+        r = images_open_regular(p->initrd, "initrd", &fd, &st, err);
+        if (r == 0)
+            close(fd);
+    }
+    if (r < 0)
+        return r;
+    if (store_image_get_by_name(store, p->name, &existing, eb, sizeof(eb)) == 0) {
+        image_record_free(existing);
+        return bg_fail(err, -EEXIST, "an image named '%s' already exists", p->name);
+    }
+
+    r = fs_ensure_private_dir(images_dir, 0700, err);
+    if (r < 0)
+        return r;
+    images_dir_id(dir_id, sizeof(dir_id));
+    char *staging_name = xasprintf("%s.staging", dir_id);
+    staging = fs_join(images_dir, staging_name);
+    free(staging_name);
+    final = fs_join(images_dir, dir_id);
+    if (mkdir(staging, 0700) < 0) {
+        r = bg_fail_errno(err, -errno, "create %s", staging);
+        goto fail;
+    }
+    manifest = cJSON_CreateObject();
+    cJSON_AddStringToObject(manifest, "name", p->name);
+    cJSON_AddNumberToObject(manifest, "created", (double)time(NULL));
+    cJSON *files = cJSON_AddObjectToObject(manifest, "files");
+    for (int i = 0; i < 3; i++) {
+        if (!srcs[i])
+            continue;
+        char *tmp = fs_join(staging, names[i]);
+        r = images_copy(srcs[i], tmp, err);
+        free(tmp);
+        if (r < 0)
+            goto fail;
+        struct stat st;
+        if (stat(srcs[i], &st) == 0)
+            cJSON_AddNumberToObject(files, names[i], (double)st.st_size);
+        paths[i] = fs_join(final, names[i]);
+    }
+    manifest_text = cJSON_Print(manifest);
+    char *mpath = fs_join(staging, "manifest.json");
+    r = fs_write_atomic(mpath, manifest_text, strlen(manifest_text), 0644, err);
+    free(mpath);
+    if (r < 0)
+        goto fail;
+    /* The image appears whole or not at all. */
+    if (rename(staging, final) < 0) {
+        r = bg_fail_errno(err, -errno, "rename %s", staging);
+        goto fail;
+    }
+    struct image_request req = {
+        .name = p->name, .rootfs_path = paths[0], .kernel_path = paths[1],
+        .initrd_path = paths[2], .manifest = manifest_text,
+    };
+    r = store_image_insert(store, &req, out, eb, sizeof(eb));
+    if (r < 0) {
+        bg_fail(err, r, "%s", eb);
+        struct banger_error e2 = { 0 };
+        fs_remove_tree(final, &e2);
+        goto cleanup;
+    }
+    bg_log(BANGER_LOG_INFO, NULL, "registered image '%s' in %s", p->name, final);
+    goto cleanup;
+
+fail:
+    {
+        struct banger_error e2 = { 0 };
+        fs_remove_tree(staging, &e2);
+    }
+cleanup:
+    cJSON_Delete(manifest);
+    free(manifest_text);
+    for (int i = 0; i < 3; i++)
+        free(paths[i]);
+    free(staging);
+    free(final);
+    return r;
+}
+
+int images_delete(struct store *store, const char *images_dir, const char *ref,
+                  struct image_record **deleted, struct banger_error *err)
+{
+    char eb[512] = "";
+    struct image_record *img = NULL;
+    int r = store_image_find(store, ref, &img, eb, sizeof(eb));
+    if (r == -ENOENT)
+        return bg_fail(err, r, "no image named '%s'", ref);
+    if (r < 0)
+        return bg_fail(err, r, "%s", eb);
+    r = store_image_delete(store, img->id, eb, sizeof(eb));
+    if (r < 0) {
+        image_record_free(img);
+        return bg_fail(err, r, "%s", eb);
+    }
+    /* Remove the files only when they live in our images directory. */
+    char *copy = xstrdup(img->rootfs_path);
+    char *dir = dirname(copy);
+    size_t plen = strlen(images_dir);
+    if (strncmp(dir, images_dir, plen) == 0 && dir[plen] == '/' && !strchr(dir + plen + 1, '/')) {
+        struct banger_error e2 = { 0 };
+        if (fs_remove_tree(dir, &e2) < 0)
+            bg_log(BANGER_LOG_WARNING, NULL, "image '%s': %s", img->name, bg_error_text(&e2));
+    }
+    free(copy);
+    if (deleted)
+        *deleted = img;
+    else
+        image_record_free(img);
+    return 0;
+}

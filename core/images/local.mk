@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += images/images.c images/images.h

@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += rpc/server.c rpc/server.h

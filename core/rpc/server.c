@@ -1,0 +1,469 @@
+#include "config.h"
+
+#include "rpc/server.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmsvc/vmsvc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RPC_READ_TIMEOUT_MS 30000
+
+struct rpc_server {
+    char *path;
+    int listen_fd;
+    int wake[2];               /* closes the accept loop */
+    pthread_t thread;
+    bool have_gid;
+    gid_t gid;
+    rpc_handler_fn handler;
+    void *ctx;
+    pthread_mutex_t mutex;
+    pthread_cond_t idle;
+    unsigned active;
+};
+
+struct rpc_conn {
+    struct rpc_server *server;
+    int fd;
+};
+
+static long long rpc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool rpc_peer_authorized(uid_t uid, gid_t gid, bool have_group, gid_t group)
+{
+    if (uid == 0)
+        return true;
+    if (!have_group)
+        return false;
+    if (gid == group)
+        return true;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+        return false;
+    gid_t groups[256];
+    int n = 256;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == group)
+            return true;
+    return false;
+}
+
+/* Write one JSON line; a client that went away is remembered, not fatal. */
+static void rpc_send(struct rpc_call *call, cJSON *msg)
+{
+    if (call->client_gone) {
+        cJSON_Delete(msg);
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(msg);
+    cJSON_Delete(msg);
+    if (!text)
+        return;
+    size_t len = strlen(text);
+    text = xrealloc(text, len + 2);
+    text[len++] = '\n';
+    for (size_t done = 0; done < len;) {
+        ssize_t w = send(call->fd, text + done, len - done, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            call->client_gone = true;
+            bg_log(BANGER_LOG_DEBUG, NULL, "client went away; the operation continues");
+            break;
+        }
+        done += (size_t)w;
+    }
+    free(text);
+}
+
+void rpc_call_progress(struct rpc_call *call, const char *stage)
+{
+    cJSON *msg = cJSON_CreateObject();
+    cJSON_AddNumberToObject(msg, "v", RPC_PROTOCOL_VERSION);
+    cJSON *p = cJSON_AddObjectToObject(msg, "progress");
+    cJSON_AddStringToObject(p, "stage", stage);
+    cJSON_AddNumberToObject(p, "elapsed_ms", (double)(rpc_now_ms() - call->started_ms));
+    rpc_send(call, msg);
+}
+
+static void rpc_send_error(struct rpc_call *call, const char *code, const char *message)
+{
+    cJSON *msg = cJSON_CreateObject();
+    cJSON_AddNumberToObject(msg, "v", RPC_PROTOCOL_VERSION);
+    cJSON *e = cJSON_AddObjectToObject(msg, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "op_id", call->op_id);
+    rpc_send(call, msg);
+}
+
+/* Read one line (up to RPC_MAX_REQUEST) with an overall deadline. */
+static int rpc_read_request(int fd, char **out, struct banger_error *err)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = xmalloc(cap);
+    long long deadline = rpc_now_ms() + RPC_READ_TIMEOUT_MS;
+    int r = 0;
+    for (;;) {
+        long long left = deadline - rpc_now_ms();
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            r = bg_fail(err, -ETIMEDOUT, "no complete request within %d s", RPC_READ_TIMEOUT_MS / 1000);
+            break;
+        }
+        if (len + 1 >= cap) {
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = bg_fail_errno(err, -errno, "read request");
+            break;
+        }
+        if (n == 0) {
+            r = bg_fail(err, -EPROTO, len ? "request not terminated by a newline" : "empty request");
+            break;
+        }
+        char *nl = memchr(buf + len, '\n', (size_t)n);
+        len += (size_t)n;
+        if (nl) {
+            *nl = '\0';
+            *out = buf;
+            return 0;
+        }
+        if (len > RPC_MAX_REQUEST) {
+            r = bg_fail(err, -EMSGSIZE, "request larger than %d bytes", RPC_MAX_REQUEST);
+            break;
+        }
+    }
+    free(buf);
+    return r;
+}
+
+static void rpc_serve(struct rpc_server *s, int fd)
+{
+    struct rpc_call call = { .fd = fd, .started_ms = rpc_now_ms() };
+    char *text = NULL;
+    cJSON *req = NULL;
+    cJSON *empty = NULL;
+
+    bg_log_new_op(call.op_id, sizeof(call.op_id));
+    bg_log_set_op(call.op_id);
+
+    struct ucred cred;
+    socklen_t cl = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+        rpc_send_error(&call, "failed", "cannot read peer credentials");
+        goto done;
+    }
+    call.peer_uid = cred.uid;
+    if (!rpc_peer_authorized(cred.uid, cred.gid, s->have_gid, s->gid)) {
+        bg_log(BANGER_LOG_WARNING, NULL, "refused uid %u pid %d: not root nor in socket_group",
+               (unsigned)cred.uid, (int)cred.pid);
+        rpc_send_error(&call, "unauthorized",
+                       "permission denied: only root and members of the banger socket group may use bangerd");
+        goto done;
+    }
+
+    struct banger_error e = { 0 };
+    if (rpc_read_request(fd, &text, &e) < 0) {
+        rpc_send_error(&call, "bad_request", bg_error_text(&e));
+        goto done;
+    }
+    req = cJSON_Parse(text);
+    if (!cJSON_IsObject(req)) {
+        rpc_send_error(&call, "bad_request", "request is not a JSON object");
+        goto done;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(req, "method");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
+    char msg[256];
+    if (!cJSON_IsNumber(v) || v->valuedouble != RPC_PROTOCOL_VERSION) {
+        if (cJSON_IsNumber(v))
+            snprintf(msg, sizeof(msg), "protocol version %g is not supported (bangerd speaks %d)",
+                     v->valuedouble, RPC_PROTOCOL_VERSION);
+        else
+            snprintf(msg, sizeof(msg), "request has no protocol version \"v\" (bangerd speaks %d)",
+                     RPC_PROTOCOL_VERSION);
+        rpc_send_error(&call, "bad_request", msg);
+        goto done;
+    }
+    if (!cJSON_IsString(method) || !method->valuestring[0]) {
+        rpc_send_error(&call, "bad_request", "request has no \"method\" string");
+        goto done;
+    }
+    if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params)) {
+        rpc_send_error(&call, "bad_request", "\"params\" must be an object");
+        goto done;
+    }
+    if (!params || cJSON_IsNull(params))
+        params = empty = cJSON_CreateObject();
+    call.method = method->valuestring;
+    call.params = params;
+    bg_log(BANGER_LOG_DEBUG, NULL, "%s from uid %u", call.method, (unsigned)cred.uid);
+    int r = s->handler(s->ctx, &call);
+    if (r < 0) {
+        if (call.err.code == 0)
+            bg_fail(&call.err, r, "%s", strerror(-r));
+        const char *code = call.error_code ? call.error_code : vmsvc_error_code(call.err.code);
+        bg_log(BANGER_LOG_INFO, NULL, "%s failed (%s): %s", call.method, code, bg_error_text(&call.err));
+        rpc_send_error(&call, code, bg_error_text(&call.err));
+    } else {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddNumberToObject(out, "v", RPC_PROTOCOL_VERSION);
+        cJSON_AddStringToObject(out, "op_id", call.op_id);
+        cJSON_AddItemToObject(out, "result", call.result ? call.result : cJSON_CreateObject());
+        call.result = NULL;
+        rpc_send(&call, out);
+    }
+done:
+    cJSON_Delete(call.result);
+    cJSON_Delete(req);
+    cJSON_Delete(empty);
+    free(text);
+    bg_log_set_op(NULL);
+}
+
+static void *rpc_conn_thread(void *arg)
+{
+    struct rpc_conn *c = arg;
+    struct rpc_server *s = c->server;
+    rpc_serve(s, c->fd);
+    close(c->fd);
+    free(c);
+    pthread_mutex_lock(&s->mutex);
+    if (--s->active == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mutex);
+    return NULL;
+}
+
+static void *rpc_accept_thread(void *arg)
+{
+    struct rpc_server *s = arg;
+    for (;;) {
+        struct pollfd pfd[2] = { { .fd = s->listen_fd, .events = POLLIN },
+                                 { .fd = s->wake[0], .events = POLLIN } };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&s->mutex);
+        bool full = s->active >= RPC_MAX_CONNECTIONS;
+        if (!full)
+            s->active++;
+        pthread_mutex_unlock(&s->mutex);
+        if (full) {
+            static const char busy[] = "{\"v\":1,\"error\":{\"code\":\"busy\",\"message\":"
+                                       "\"too many connections; try again\",\"op_id\":\"\"}}\n";
+            ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+            close(fd);
+            continue;
+        }
+        struct rpc_conn *c = xcalloc(1, sizeof(*c));
+        c->server = s;
+        c->fd = fd;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, rpc_conn_thread, c) != 0) {
+            close(fd);
+            free(c);
+            pthread_mutex_lock(&s->mutex);
+            s->active--;
+            pthread_mutex_unlock(&s->mutex);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+int rpc_server_start(const char *path, bool have_gid, gid_t gid, rpc_handler_fn handler, void *ctx,
+                     struct rpc_server **out, struct banger_error *err)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return bg_fail(err, -ENAMETOOLONG, "socket path %s is too long", path);
+    strcpy(addr.sun_path, path);
+
+    struct rpc_server *s = xcalloc(1, sizeof(*s));
+    s->path = xstrdup(path);
+    s->listen_fd = -1;
+    s->wake[0] = s->wake[1] = -1;
+    s->have_gid = have_gid;
+    s->gid = gid;
+    s->handler = handler;
+    s->ctx = ctx;
+    pthread_mutex_init(&s->mutex, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    int r;
+
+    s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0) {
+        r = bg_fail_errno(err, -errno, "socket");
+        goto fail;
+    }
+    /* A socket file left by a previous daemon would make bind fail. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            r = bg_fail(err, -EEXIST, "%s exists and is not a socket; refusing to replace it", path);
+            goto fail;
+        }
+        unlink(path);
+    }
+    mode_t old = umask(0177);
+    r = bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
+    umask(old);
+    if (r < 0) {
+        r = bg_fail_errno(err, -errno, "bind %s", path);
+        goto fail;
+    }
+    if ((have_gid && chown(path, 0, gid) < 0 && geteuid() == 0) ||
+        chmod(path, have_gid ? 0660 : 0600) < 0) {
+        r = bg_fail_errno(err, -errno, "set owner and mode of %s", path);
+        goto fail;
+    }
+    if (listen(s->listen_fd, 128) < 0) {
+        r = bg_fail_errno(err, -errno, "listen on %s", path);
+        goto fail;
+    }
+    if (pipe2(s->wake, O_CLOEXEC) < 0) {
+        r = bg_fail_errno(err, -errno, "pipe");
+        goto fail;
+    }
+    if (pthread_create(&s->thread, NULL, rpc_accept_thread, s) != 0) {
+        r = bg_fail(err, -EAGAIN, "cannot start the RPC thread");
+        goto fail;
+    }
+    *out = s;
+    return 0;
+
+fail:
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
+        unlink(path);
+    }
+    if (s->wake[0] >= 0) {
+        close(s->wake[0]);
+        close(s->wake[1]);
+    }
+    pthread_mutex_destroy(&s->mutex);
+    pthread_cond_destroy(&s->idle);
+    free(s->path);
+    free(s);
+    return r;
+}
+
+void rpc_server_stop(struct rpc_server *s)
+{
+    if (!s)
+        return;
+    ssize_t w = write(s->wake[1], "x", 1);
+    (void)w;
+    pthread_join(s->thread, NULL);
+    close(s->listen_fd);
+    unlink(s->path);
+    /* Running operations finish: VMs must not be left half-started. */
+    pthread_mutex_lock(&s->mutex);
+    while (s->active > 0)
+        pthread_cond_wait(&s->idle, &s->mutex);
+    pthread_mutex_unlock(&s->mutex);
+    close(s->wake[0]);
+    close(s->wake[1]);
+    pthread_mutex_destroy(&s->mutex);
+    pthread_cond_destroy(&s->idle);
+    free(s->path);
+    free(s);
+}
+
+/* ---- params ------------------------------------------------------------- */
+
+int rpc_param_string(struct rpc_call *call, const char *key, bool required, const char **out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
+    if (!it || cJSON_IsNull(it)) {
+        if (required)
+            return bg_fail(&call->err, -EINVAL, "%s: missing parameter \"%s\"", call->method, key);
+        return -ENOENT;
+    }
+    if (!cJSON_IsString(it))
+        return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be a string", call->method, key);
+    *out = it->valuestring;
+    return 0;
+}
+
+int rpc_param_uint(struct rpc_call *call, const char *key, unsigned long long max,
+                   unsigned long long *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
+    if (!it || cJSON_IsNull(it))
+        return -ENOENT;
+    if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > (double)max ||
+        it->valuedouble != (double)(unsigned long long)it->valuedouble)
+        return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be a whole number between 0 and %llu",
+                       call->method, key, max);
+    *out = (unsigned long long)it->valuedouble;
+    return 0;
+}
+
+int rpc_param_bool(struct rpc_call *call, const char *key, bool *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
+    if (!it || cJSON_IsNull(it))
+        return -ENOENT;
+    if (!cJSON_IsBool(it))
+        return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be true or false", call->method, key);
+    *out = cJSON_IsTrue(it);
+    return 0;
+}
+
+int rpc_params_check(struct rpc_call *call, const char *const *allowed)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, call->params) {
+        bool ok = false;
+        for (size_t i = 0; allowed && allowed[i]; i++)
+            if (strcmp(allowed[i], it->string) == 0)
+                ok = true;
+        if (!ok)
+            return bg_fail(&call->err, -EINVAL, "%s: unknown parameter \"%s\"", call->method, it->string);
+    }
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* The RPC server: JSON lines over a Unix socket, one request per
+ * connection, a thread per connection, peer credentials checked before a
+ * request is read. See docs/rpc-protocol.md. */
+#ifndef BANGER_RPC_SERVER_H
+#define BANGER_RPC_SERVER_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+#define RPC_PROTOCOL_VERSION 1
+#define RPC_MAX_REQUEST (1024 * 1024)
+#define RPC_MAX_CONNECTIONS 256
+
+struct rpc_call {
+    const char *method;
+    const cJSON *params;     /* an object, never NULL */
+    char op_id[32];
+    uid_t peer_uid;
+    /* Filled by the handler. */
+    cJSON *result;           /* owned by the call once set */
+    const char *error_code;  /* NULL: derived from err.code */
+    struct banger_error err;
+    /* private */
+    int fd;
+    bool client_gone;
+    long long started_ms;
+};
+
+/* Returns 0 with call->result set, or a negative errno with call->err. */
+typedef int (*rpc_handler_fn)(void *ctx, struct rpc_call *call);
+
+/* Send a progress event to the client (ignored when it went away). */
+void rpc_call_progress(struct rpc_call *call, const char *stage);
+
+struct rpc_server;
+
+/* Bind `path` (a stale socket file is replaced), mode 0660, group `gid`
+ * when `have_gid`. Peers must be root or members of that group. */
+int rpc_server_start(const char *path, bool have_gid, gid_t gid, rpc_handler_fn handler, void *ctx,
+                     struct rpc_server **out, struct banger_error *err);
+/* Stop accepting, wait for running calls to finish, unlink the socket. */
+void rpc_server_stop(struct rpc_server *server);
+
+/* Is `uid` (with primary `gid`) root or a member of `group`? */
+bool rpc_peer_authorized(uid_t uid, gid_t gid, bool have_group, gid_t group);
+
+/* Helpers for handlers reading params: 0 / -ENOENT (absent) / -EINVAL. */
+int rpc_param_string(struct rpc_call *call, const char *key, bool required, const char **out);
+int rpc_param_uint(struct rpc_call *call, const char *key, unsigned long long max,
+                   unsigned long long *out);
+int rpc_param_bool(struct rpc_call *call, const char *key, bool *out);
+/* Refuse params other than `allowed` (NULL-terminated). */
+int rpc_params_check(struct rpc_call *call, const char *const *allowed);
+
+#endif

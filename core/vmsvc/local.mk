@@ -1,0 +1,1 @@
+libbangercore_la_SOURCES += vmsvc/vmsvc.c vmsvc/vmsvc.h vmsvc/vmsvc_internal.h vmsvc/vmsvc_locks.c

@@ -1,0 +1,573 @@
+#include "config.h"
+
+#include "store/cidr.h"
+#include "store/names.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmsvc/vmsvc.h"
+#include "vmsvc/vmsvc_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VMSVC_LOG_TAIL_DEFAULT (64 * 1024)
+#define VMSVC_LOG_READ_MAX (1024 * 1024)
+
+const char *vmsvc_error_code(int r)
+{
+    switch (r) {
+    case -ENOENT: return "not_found";
+    case -EEXIST: return "already_exists";
+    case -EINVAL:
+    case -ENOTUNIQ:
+    case -ERANGE:
+    case -ENAMETOOLONG: return "bad_request";
+    case -EBUSY:
+    case -EAGAIN: return "busy";
+    case -EACCES:
+    case -EPERM: return "unauthorized";
+    default: return "failed";
+    }
+}
+
+int vmsvc_new(const struct bg_config *cfg, struct store *store, const struct bg_plugins *plugins,
+              const struct vmsvc_vmm *vmm, struct vmsvc **out, struct banger_error *err)
+{
+    struct vmsvc *svc = xcalloc(1, sizeof(*svc));
+    svc->cfg = cfg;
+    svc->store = store;
+    svc->plugins = plugins;
+    svc->vmm = *vmm;
+    svc->vms_state_dir = fs_join(cfg->state_dir, "vms");
+    svc->vms_runtime_dir = fs_join(cfg->runtime_dir, "vms");
+    pthread_mutex_init(&svc->locks_mutex, NULL);
+    int r = fs_ensure_private_dir(svc->vms_state_dir, 0700, err);
+    if (r == 0)
+        r = fs_ensure_private_dir(svc->vms_runtime_dir, 0700, err);
+    if (r < 0) {
+        vmsvc_free(svc);
+        return r;
+    }
+    *out = svc;
+    return 0;
+}
+
+void vmsvc_free(struct vmsvc *svc)
+{
+    if (!svc)
+        return;
+    vmsvc_locks_free(svc);
+    pthread_mutex_destroy(&svc->locks_mutex);
+    free(svc->vms_state_dir);
+    free(svc->vms_runtime_dir);
+    free(svc);
+}
+
+/* ---- records and runtime objects ---------------------------------------- */
+
+int vmsvc_find_record(struct vmsvc *svc, const char *ref, struct vm_record **out,
+                      struct banger_error *err)
+{
+    char eb[512] = "";
+    if (!ref || !ref[0])
+        return bg_fail(err, -EINVAL, "no VM given");
+    int r = store_vm_find(svc->store, ref, out, eb, sizeof(eb));
+    if (r == -ENOENT)
+        return bg_fail(err, r, "no VM named '%s'", ref);
+    if (r < 0)
+        return bg_fail(err, r, "%s", eb[0] ? eb : strerror(-r));
+    return 0;
+}
+
+static int vmsvc_reload(struct vmsvc *svc, const char *id, struct vm_record **out,
+                        struct banger_error *err)
+{
+    char eb[512] = "";
+    int r = store_vm_get_by_id(svc->store, id, out, eb, sizeof(eb));
+    return r < 0 ? bg_fail(err, r, "%s", eb) : 0;
+}
+
+static int vmsvc_set_state(struct vmsvc *svc, const char *id, enum vm_state state,
+                           const char *last_error)
+{
+    char eb[512] = "";
+    int r = store_vm_set_state(svc->store, id, state, last_error, eb, sizeof(eb));
+    if (r < 0)
+        bg_log(BANGER_LOG_ERROR, id, "recording state %s: %s", vm_state_name(state), eb);
+    return r;
+}
+
+int vmsvc_vm_object(struct vmsvc *svc, const struct vm_record *rec, struct banger_vm **out,
+                    struct banger_error *err)
+{
+    char eb[512] = "";
+    struct image_record *img = NULL;
+    int r = store_image_get_by_id(svc->store, rec->image_id, &img, eb, sizeof(eb));
+    if (r < 0)
+        return bg_fail(err, r, "image of VM '%s': %s", rec->name, eb);
+
+    char gateway[16];
+    ip4_format(cidr_gateway(svc->cfg->network.net), gateway, sizeof(gateway));
+    char *state_dir = fs_join(svc->vms_state_dir, rec->id);
+    char *runtime_dir = fs_join(svc->vms_runtime_dir, rec->id);
+    r = fs_ensure_private_dir(state_dir, 0700, err);
+    if (r == 0)
+        r = fs_ensure_private_dir(runtime_dir, 0700, err);
+    if (r == 0) {
+        struct banger_vm_info info = {
+            .struct_size = sizeof(info),
+            .vcpu = rec->vcpu,
+            .id = rec->id,
+            .name = rec->name,
+            .ip = rec->ip,
+            .mac = rec->mac,
+            .gateway = gateway,
+            .prefix_len = svc->cfg->network.prefix_len,
+            .cid = rec->cid,
+            .memory_mib = rec->memory_mib,
+            .disk_size = rec->disk_size,
+            .overlay_size = rec->overlay_size,
+            .nat = rec->nat,
+            .state_dir = state_dir,
+            .runtime_dir = runtime_dir,
+            .rootfs_path = img->rootfs_path,
+            .kernel_path = img->kernel_path,
+            .initrd_path = img->initrd_path,
+            .bridge = svc->cfg->network.bridge,
+        };
+        r = bg_vm_new(&info, out, err);
+    }
+    free(state_dir);
+    free(runtime_dir);
+    image_record_free(img);
+    return r;
+}
+
+int vmsvc_pid(struct vmsvc *svc, const struct vm_record *rec)
+{
+    if (!svc->vmm.find)
+        return 0;
+    struct banger_vm *vm = NULL;
+    struct banger_error e = { 0 };
+    if (vmsvc_vm_object(svc, rec, &vm, &e) < 0)
+        return 0;
+    int pid = svc->vmm.find(svc->vmm.ctx, vm);
+    bg_vm_free(vm);
+    return pid;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* Start with the VM's lock held. */
+static int vmsvc_start_locked(struct vmsvc *svc, const struct vm_record *rec,
+                              vmsvc_progress_fn progress, void *ctx, struct banger_error *err)
+{
+    struct banger_vm *vm = NULL;
+    int r = vmsvc_vm_object(svc, rec, &vm, err);
+    if (r < 0) {
+        vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+        return r;
+    }
+    if (rec->state == VM_STATE_RUNNING && svc->vmm.find && svc->vmm.find(svc->vmm.ctx, vm) > 0) {
+        bg_vm_free(vm);
+        return 0; /* already running: starting again is a no-op */
+    }
+    /* Leftovers of an earlier failed or interrupted run go first. */
+    if (bg_vm_handle_count(vm) > 0) {
+        struct banger_error e = { 0 };
+        if (engine_stop(svc->plugins, &svc->vmm.launch, vm, &e) < 0) {
+            r = bg_fail(err, e.code, "cleaning up the previous run failed: %s", bg_error_text(&e));
+            vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+            bg_vm_free(vm);
+            return r;
+        }
+    }
+    bg_log(BANGER_LOG_INFO, rec->id, "starting VM '%s'", rec->name);
+    r = engine_start(svc->plugins, &svc->vmm.launch, vm, progress, ctx, err);
+    if (r < 0) {
+        vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+        bg_log(BANGER_LOG_ERROR, rec->id, "start failed: %s", bg_error_text(err));
+    } else {
+        vmsvc_set_state(svc, rec->id, VM_STATE_RUNNING, NULL);
+        bg_log(BANGER_LOG_INFO, rec->id, "VM '%s' running (pid %d)", rec->name, vm->vmm_pid);
+    }
+    bg_vm_free(vm);
+    return r;
+}
+
+static int vmsvc_stop_locked(struct vmsvc *svc, const struct vm_record *rec,
+                             struct banger_error *err)
+{
+    struct banger_vm *vm = NULL;
+    int r = vmsvc_vm_object(svc, rec, &vm, err);
+    if (r < 0)
+        return r;
+    r = engine_stop(svc->plugins, &svc->vmm.launch, vm, err);
+    if (r < 0)
+        vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+    else
+        vmsvc_set_state(svc, rec->id, VM_STATE_STOPPED,
+                        rec->state == VM_STATE_ERROR ? rec->last_error : NULL);
+    bg_vm_free(vm);
+    return r;
+}
+
+static int vmsvc_check_create(const struct bg_config *cfg, const struct vm_create_params *p,
+                              struct vm_request *req, struct banger_error *err)
+{
+    char eb[256] = "";
+    if (p->name && p->name[0] && vm_name_check(p->name, eb, sizeof(eb)) < 0)
+        return bg_fail(err, -EINVAL, "%s", eb);
+    req->name = p->name;
+    req->image = p->image && p->image[0] ? p->image : "default";
+    req->vcpu = p->vcpu ? p->vcpu : cfg->vm_defaults.vcpu;
+    req->memory_mib = p->memory_mib ? p->memory_mib : cfg->vm_defaults.memory_mib;
+    req->disk_size = p->disk_size ? p->disk_size : cfg->vm_defaults.disk_size;
+    req->overlay_size = cfg->vm_defaults.overlay_size;
+    req->nat = p->nat;
+    if (req->vcpu < 1 || req->vcpu > 32)
+        return bg_fail(err, -EINVAL, "vcpu must be between 1 and 32, not %u", req->vcpu);
+    if (req->memory_mib < 128 || req->memory_mib > (1u << 20))
+        return bg_fail(err, -EINVAL, "memory must be between 128 and 1048576 MiB, not %llu",
+                       (unsigned long long)req->memory_mib);
+    if (req->disk_size < (64ull << 20))
+        return bg_fail(err, -EINVAL, "disk size must be at least 64M");
+    return 0;
+}
+
+int vmsvc_create(struct vmsvc *svc, const struct vm_create_params *p, vmsvc_progress_fn progress,
+                 void *ctx, struct vm_record **out, struct banger_error *err)
+{
+    struct vm_request req = { 0 };
+    struct vm_record *rec = NULL;
+    char eb[512] = "";
+    int r = vmsvc_check_create(svc->cfg, p, &req, err);
+    if (r < 0)
+        return r;
+    if (progress)
+        progress(ctx, "reserve");
+    /* Name, IP, MAC and CID: one short transaction. */
+    r = store_vm_reserve(svc->store, &req, svc->cfg->network.net, svc->cfg->network.prefix_len,
+                         &rec, eb, sizeof(eb));
+    if (r < 0)
+        return bg_fail(err, r, "%s", eb);
+    bg_log(BANGER_LOG_INFO, rec->id, "created VM '%s' (%s)", rec->name, rec->ip);
+    if (p->start) {
+        struct vmsvc_lock *lock = vmsvc_lock(svc, rec->id);
+        r = vmsvc_start_locked(svc, rec, progress, ctx, err);
+        vmsvc_unlock(svc, lock);
+    }
+    struct vm_record *fresh = NULL;
+    struct banger_error e2 = { 0 };
+    if (vmsvc_reload(svc, rec->id, &fresh, &e2) == 0) {
+        vm_record_free(rec);
+        rec = fresh;
+    }
+    if (r < 0) {
+        vm_record_free(rec);
+        return r;
+    }
+    *out = rec;
+    return 0;
+}
+
+/* Find the VM, take its lock, and re-read the record under the lock. */
+static int vmsvc_begin(struct vmsvc *svc, const char *ref, struct vm_record **rec,
+                       struct vmsvc_lock **lock, struct banger_error *err)
+{
+    struct vm_record *found = NULL;
+    int r = vmsvc_find_record(svc, ref, &found, err);
+    if (r < 0)
+        return r;
+    *lock = vmsvc_lock(svc, found->id);
+    r = vmsvc_reload(svc, found->id, rec, err);
+    if (r == -ENOENT)
+        bg_fail(err, r, "VM '%s' was deleted meanwhile", found->name);
+    vm_record_free(found);
+    if (r < 0) {
+        vmsvc_unlock(svc, *lock);
+        *lock = NULL;
+    }
+    return r;
+}
+
+static int vmsvc_finish(struct vmsvc *svc, struct vm_record *rec, struct vmsvc_lock *lock, int r,
+                        struct vm_record **out, struct banger_error *err)
+{
+    if (r == 0 && out)
+        r = vmsvc_reload(svc, rec->id, out, err);
+    vm_record_free(rec);
+    vmsvc_unlock(svc, lock);
+    return r;
+}
+
+int vmsvc_start(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
+                struct vm_record **out, struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    struct vmsvc_lock *lock = NULL;
+    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    if (r < 0)
+        return r;
+    r = vmsvc_start_locked(svc, rec, progress, ctx, err);
+    return vmsvc_finish(svc, rec, lock, r, out, err);
+}
+
+int vmsvc_stop(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
+               struct vm_record **out, struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    struct vmsvc_lock *lock = NULL;
+    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    if (r < 0)
+        return r;
+    if (progress)
+        progress(ctx, "stop");
+    r = vmsvc_stop_locked(svc, rec, err);
+    return vmsvc_finish(svc, rec, lock, r, out, err);
+}
+
+int vmsvc_restart(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
+                  struct vm_record **out, struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    struct vmsvc_lock *lock = NULL;
+    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    if (r < 0)
+        return r;
+    if (progress)
+        progress(ctx, "stop");
+    r = vmsvc_stop_locked(svc, rec, err);
+    if (r == 0) {
+        struct vm_record *fresh = NULL;
+        r = vmsvc_reload(svc, rec->id, &fresh, err);
+        if (r == 0) {
+            r = vmsvc_start_locked(svc, fresh, progress, ctx, err);
+            vm_record_free(fresh);
+        }
+    }
+    return vmsvc_finish(svc, rec, lock, r, out, err);
+}
+
+int vmsvc_kill(struct vmsvc *svc, const char *ref, int sig, struct vm_record **out,
+               struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    struct vmsvc_lock *lock = NULL;
+    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    if (r < 0)
+        return r;
+    struct banger_vm *vm = NULL;
+    r = vmsvc_vm_object(svc, rec, &vm, err);
+    if (r == 0 && svc->vmm.kill)
+        r = svc->vmm.kill(svc->vmm.ctx, vm, sig, err);
+    bg_vm_free(vm);
+    /* Then the ordinary teardown; the VMM is gone, so it is quick. */
+    if (r == 0)
+        r = vmsvc_stop_locked(svc, rec, err);
+    return vmsvc_finish(svc, rec, lock, r, out, err);
+}
+
+int vmsvc_delete(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
+                 struct vm_record **deleted, struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    struct vmsvc_lock *lock = NULL;
+    char eb[512] = "";
+    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    if (r < 0)
+        return r;
+    if (progress)
+        progress(ctx, "stop");
+    struct banger_vm *vm = NULL;
+    r = vmsvc_vm_object(svc, rec, &vm, err);
+    if (r == 0)
+        r = engine_stop(svc->plugins, &svc->vmm.launch, vm, err);
+    if (r < 0) {
+        /* Keep the record and the handles: a later delete finishes the job. */
+        vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+        bg_fail(err, r, "delete stopped half-way, the VM is kept so a retry can finish: %s",
+                bg_error_text(err));
+        goto done;
+    }
+    if (progress)
+        progress(ctx, "destroy");
+    r = engine_destroy(svc->plugins, vm, err);
+    if (r < 0) {
+        vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+        goto done;
+    }
+    r = fs_remove_tree(vm->info.state_dir, err);
+    if (r == 0)
+        r = fs_remove_tree(vm->info.runtime_dir, err);
+    if (r == 0) {
+        r = store_vm_delete(svc->store, rec->id, eb, sizeof(eb));
+        if (r < 0)
+            bg_fail(err, r, "%s", eb);
+    }
+    if (r == 0)
+        bg_log(BANGER_LOG_INFO, rec->id, "deleted VM '%s'", rec->name);
+done:
+    bg_vm_free(vm);
+    if (r == 0 && deleted) {
+        *deleted = rec;
+        rec = NULL;
+    }
+    vm_record_free(rec);
+    vmsvc_unlock(svc, lock);
+    return r;
+}
+
+int vmsvc_set(struct vmsvc *svc, const char *ref, unsigned vcpu, uint64_t memory_mib,
+              struct vm_record **out, struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    struct vmsvc_lock *lock = NULL;
+    char eb[512] = "";
+    if (vcpu > 32)
+        return bg_fail(err, -EINVAL, "vcpu must be between 1 and 32, not %u", vcpu);
+    if (memory_mib && (memory_mib < 128 || memory_mib > (1u << 20)))
+        return bg_fail(err, -EINVAL, "memory must be between 128 and 1048576 MiB");
+    if (!vcpu && !memory_mib)
+        return bg_fail(err, -EINVAL, "nothing to change (give --vcpu or --memory)");
+    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    if (r < 0)
+        return r;
+    r = store_vm_set_resources(svc->store, rec->id, vcpu, memory_mib, eb, sizeof(eb));
+    if (r == -EBUSY)
+        bg_fail(err, r, "VM '%s' is running; stop it first", rec->name);
+    else if (r < 0)
+        bg_fail(err, r, "%s", eb);
+    return vmsvc_finish(svc, rec, lock, r, out, err);
+}
+
+int vmsvc_show(struct vmsvc *svc, const char *ref, struct vm_record **out, int *pid,
+               struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    int r = vmsvc_find_record(svc, ref, &rec, err);
+    if (r < 0)
+        return r;
+    if (pid)
+        *pid = rec->state == VM_STATE_RUNNING ? vmsvc_pid(svc, rec) : 0;
+    *out = rec;
+    return 0;
+}
+
+int vmsvc_logs(struct vmsvc *svc, const char *ref, long long offset, char **data, size_t *len,
+               long long *next, struct banger_error *err)
+{
+    struct vm_record *rec = NULL;
+    int r = vmsvc_find_record(svc, ref, &rec, err);
+    if (r < 0)
+        return r;
+    char *dir = fs_join(svc->vms_state_dir, rec->id);
+    char *path = fs_join(dir, "firecracker.log");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st = { 0 };
+    if (fd < 0 && errno != ENOENT) {
+        r = bg_fail_errno(err, -errno, "open %s", path);
+        goto cleanup;
+    }
+    if (fd >= 0 && fstat(fd, &st) < 0) {
+        r = bg_fail_errno(err, -errno, "stat %s", path);
+        goto cleanup;
+    }
+    long long size = st.st_size;
+    long long from = offset < 0 ? size + offset : offset;
+    if (from < 0)
+        from = 0;
+    if (from > size)
+        from = size; /* the log was truncated or rotated: read from its end */
+    size_t want = (size_t)(size - from);
+    if (want > VMSVC_LOG_READ_MAX)
+        want = VMSVC_LOG_READ_MAX;
+    char *buf = xmalloc(want + 1);
+    ssize_t got = fd >= 0 && want ? pread(fd, buf, want, from) : 0;
+    if (got < 0) {
+        free(buf);
+        r = bg_fail_errno(err, -errno, "read %s", path);
+        goto cleanup;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = (size_t)got;
+    *next = from + got;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    free(dir);
+    vm_record_free(rec);
+    return r;
+}
+
+/* ---- reconcile ---------------------------------------------------------- */
+
+int vmsvc_reconcile(struct vmsvc *svc, struct banger_error *err)
+{
+    char eb[512] = "";
+    struct vm_list *list = NULL;
+    int r = store_vm_list(svc->store, &list, eb, sizeof(eb));
+    if (r < 0)
+        return bg_fail(err, r, "%s", eb);
+    struct banger_vm **live = xcalloc(list->count + 1, sizeof(*live));
+    size_t n_live = 0;
+    unsigned adopted = 0, cleaned = 0;
+
+    for (size_t i = 0; i < list->count; i++) {
+        const struct vm_record *rec = list->items[i];
+        struct banger_vm *vm = NULL;
+        struct banger_error e = { 0 };
+        if (vmsvc_vm_object(svc, rec, &vm, &e) < 0) {
+            bg_log(BANGER_LOG_ERROR, rec->id, "reconcile: %s", bg_error_text(&e));
+            continue;
+        }
+        int pid = svc->vmm.find ? svc->vmm.find(svc->vmm.ctx, vm) : 0;
+        if (rec->state == VM_STATE_RUNNING && pid > 0) {
+            vm->vmm_pid = pid;
+            live[n_live++] = vm;
+            adopted++;
+            bg_log(BANGER_LOG_INFO, rec->id, "adopted running VM '%s' (pid %d)", rec->name, pid);
+            continue;
+        }
+        /* Not alive (or never finished starting): tear down from handles. */
+        bool had_work = rec->state == VM_STATE_RUNNING || bg_vm_handle_count(vm) > 0 || pid > 0;
+        if (had_work) {
+            if (pid > 0 && svc->vmm.kill)
+                svc->vmm.kill(svc->vmm.ctx, vm, SIGKILL, &e);
+            bg_error_clear(&e);
+            if (engine_stop(svc->plugins, &svc->vmm.launch, vm, &e) < 0) {
+                bg_log(BANGER_LOG_ERROR, rec->id, "reconcile: teardown of '%s' incomplete: %s",
+                       rec->name, bg_error_text(&e));
+                vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(&e));
+            } else {
+                cleaned++;
+                if (rec->state == VM_STATE_RUNNING)
+                    vmsvc_set_state(svc, rec->id, VM_STATE_STOPPED, NULL);
+                else if (rec->state == VM_STATE_CREATED)
+                    vmsvc_set_state(svc, rec->id, VM_STATE_ERROR,
+                                    "start was interrupted by a daemon restart; cleaned up");
+                bg_log(BANGER_LOG_INFO, rec->id, "VM '%s' was not running; cleaned up", rec->name);
+            }
+        }
+        bg_vm_free(vm);
+    }
+    struct banger_error e = { 0 };
+    if (engine_reconcile(svc->plugins, live, n_live, &e) < 0)
+        bg_log(BANGER_LOG_WARNING, NULL, "reconcile: %s", bg_error_text(&e));
+    bg_log(BANGER_LOG_INFO, NULL, "reconcile: %u VM(s) adopted, %u cleaned up", adopted, cleaned);
+    for (size_t i = 0; i < n_live; i++)
+        bg_vm_free(live[i]);
+    free(live);
+    vm_list_free(list);
+    return 0;
+}

@@ -1,0 +1,36 @@
+#ifndef BANGER_VMSVC_INTERNAL_H
+#define BANGER_VMSVC_INTERNAL_H
+
+#include <pthread.h>
+
+#include "vmsvc/vmsvc.h"
+
+struct vmsvc_lock {
+    char id[16];
+    pthread_mutex_t mutex;
+    unsigned users;          /* holders and waiters; freed at 0 */
+    struct vmsvc_lock *next;
+};
+
+struct vmsvc {
+    const struct bg_config *cfg;
+    struct store *store;
+    const struct bg_plugins *plugins;
+    struct vmsvc_vmm vmm;
+    char *vms_state_dir;
+    char *vms_runtime_dir;
+    pthread_mutex_t locks_mutex;
+    struct vmsvc_lock *locks;
+};
+
+/* Per-VM locks: entries exist only while someone holds or waits. */
+struct vmsvc_lock *vmsvc_lock(struct vmsvc *svc, const char *id);
+void vmsvc_unlock(struct vmsvc *svc, struct vmsvc_lock *lock);
+void vmsvc_locks_free(struct vmsvc *svc);
+
+int vmsvc_find_record(struct vmsvc *svc, const char *ref, struct vm_record **out,
+                      struct banger_error *err);
+int vmsvc_vm_object(struct vmsvc *svc, const struct vm_record *rec, struct banger_vm **out,
+                    struct banger_error *err);
+
+#endif
