@@ -1,0 +1,771 @@
+#include "config.h"
+
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "store/names.h"
+
+static const char vm_usage[] =
+    "Usage: banger vm COMMAND [ARGS...]\n"
+    "\n"
+    "  create [--name N] [--image I] [--vcpu C] [--memory MiB] [--disk-size SIZE] [--nat] [--no-start]\n"
+    "  start|stop|restart|delete NAME...\n"
+    "  kill [--signal S] NAME...\n"
+    "  prune [-f]\n"
+    "  list (ls)\n"
+    "  show NAME\n"
+    "  logs [-f] NAME\n"
+    "  set NAME [--vcpu C] [--memory MiB]\n"
+    "\n"
+    "Run 'banger vm COMMAND --help' for details.\n";
+
+static const char vm_create_usage[] =
+    "Usage: banger vm create [OPTIONS]\n"
+    "\n"
+    "Create a VM and boot it.\n"
+    "\n"
+    "  --name N          VM name: 1-63 of [a-z0-9-], no leading or trailing '-'\n"
+    "                    (default: generated)\n"
+    "  --image I         image name or id (default: the daemon's default image)\n"
+    "  --vcpu C          number of vCPUs\n"
+    "  --memory MiB      memory in MiB, or with a unit: 2G, 512M\n"
+    "  --disk-size SIZE  root disk size: 8G, 512M, or bytes\n"
+    "  --nat             give the VM outbound network access\n"
+    "  --no-start        create it but do not boot it\n"
+    "  --json            print the VM as JSON\n";
+
+static const char vm_kill_usage[] =
+    "Usage: banger vm kill [--signal S] NAME...\n"
+    "\n"
+    "Send a signal to the VMs' Firecracker processes (default KILL); they end up stopped.\n"
+    "\n"
+    "  --signal S   KILL, TERM, INT, HUP, QUIT, or a signal number\n";
+
+static const char vm_prune_usage[] =
+    "Usage: banger vm prune [-f]\n"
+    "\n"
+    "Delete every VM that is not running. Asks first on a terminal.\n"
+    "\n"
+    "  -f, --force   do not ask (needed when not on a terminal)\n";
+
+static const char vm_list_usage[] =
+    "Usage: banger vm list   (also: banger vm ls, banger ps)\n"
+    "\n"
+    "List VMs: NAME STATE IP IMAGE VCPU MEM AGE.\n";
+
+static const char vm_show_usage[] = "Usage: banger vm show NAME\n\nShow one VM in detail.\n";
+
+static const char vm_logs_usage[] =
+    "Usage: banger vm logs [-f] NAME\n"
+    "\n"
+    "Print the VM's console and Firecracker log (the last 64 KiB).\n"
+    "\n"
+    "  -f, --follow   keep printing new output until the VM stops or Ctrl-C\n";
+
+static const char vm_set_usage[] =
+    "Usage: banger vm set NAME [--vcpu C] [--memory MiB]\n"
+    "\n"
+    "Change a VM that is not running.\n"
+    "\n"
+    "  --vcpu C       number of vCPUs\n"
+    "  --memory MiB   memory in MiB, or with a unit: 2G, 512M\n";
+
+struct vm_action {
+    const char *cmd;
+    const char *method;
+    const char *done;   /* "<name> <done>" after success */
+    bool ready_line;    /* finishes with "<name> running at <ip> — ready in …" */
+    const char *usage;
+};
+
+static const struct vm_action vm_actions[] = {
+    { "start", "vm.start", "started", true,
+      "Usage: banger vm start NAME...\n\nBoot VMs, one after the other.\n" },
+    { "stop", "vm.stop", "stopped", false,
+      "Usage: banger vm stop NAME...\n\nShut VMs down (Ctrl-Alt-Del, then kill after a grace window).\n" },
+    { "restart", "vm.restart", "restarted", true,
+      "Usage: banger vm restart NAME...\n\nStop and start VMs again.\n" },
+    { "delete", "vm.delete", "deleted", false,
+      "Usage: banger vm delete NAME...\n\nStop VMs if needed and delete them with their disks.\n" },
+    { "kill", "vm.kill", "killed", false, vm_kill_usage },
+};
+
+struct vm_progress {
+    const struct cli_ctx *ctx;
+    const char *name;   /* shown before each stage when several VMs are handled */
+};
+
+static void vm_on_progress(const char *stage, double elapsed_ms, void *userdata)
+{
+    const struct vm_progress *p = userdata;
+    char dur[32];
+
+    if (!p->ctx->tty_progress)
+        return;
+    out_format_duration_ms(elapsed_ms, dur, sizeof(dur));
+    if (p->name)
+        fprintf(stderr, "  %s: %-12s %8s\n", p->name, stage, dur);
+    else
+        fprintf(stderr, "  %-12s %8s\n", stage, dur);
+}
+
+static double vm_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int vm_check_names(const char *cmd, int count, char **names)
+{
+    char reason[256];
+
+    if (count == 0)
+        return cli_usage_error(cmd, "no VM named; give a name or id");
+    for (int i = 0; i < count; i++)
+        if (vm_name_check(names[i], reason, sizeof(reason)) < 0)
+            return cli_usage_error(cmd, "%s", reason);
+    return CLI_EXIT_OK;
+}
+
+/* "web running at 172.29.0.2 — ready in 1.4s" */
+static void vm_print_ready(const cJSON *vm, const char *fallback_name, double elapsed_ms)
+{
+    const char *name = out_json_str(vm, "name");
+    const char *ip = out_json_str(vm, "ip");
+    char dur[32];
+
+    out_format_duration_ms(elapsed_ms, dur, sizeof(dur));
+    if (ip && *ip)
+        printf("%s running at %s \u2014 ready in %s\n", name ? name : fallback_name, ip, dur);
+    else
+        printf("%s running \u2014 ready in %s\n", name ? name : fallback_name, dur);
+}
+
+/* Parses options that only the shared parser knows: -h and, for some, one flag. */
+static int vm_parse_help_only(const char *cmd, const char *usage, int argc, char **argv,
+                              bool *ret_help)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    *ret_help = false;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            *ret_help = true;
+            return cli_help(usage);
+        }
+        return cli_getopt_error(cmd, c, argv);
+    }
+    return CLI_EXIT_OK;
+}
+
+static int vm_signal_param(const char *text, cJSON *params)
+{
+    static const char *const names[] = { "KILL", "TERM", "INT", "HUP", "QUIT" };
+    long long number;
+
+    if (out_parse_int(text, 1, 64, &number) == 0) {
+        cJSON_AddNumberToObject(params, "signal", (double)number);
+        return 0;
+    }
+    if (strncasecmp(text, "SIG", 3) == 0)
+        text += 3;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(text, names[i]) == 0) {
+            cJSON_AddStringToObject(params, "signal", names[i]);
+            return 0;
+        }
+    return -1;
+}
+
+static int vm_run_action(struct cli_ctx *ctx, const struct vm_action *action, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "signal", required_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    bool is_kill = strcmp(action->cmd, "kill") == 0;
+    char cmd[32];
+    const char *signal_text = NULL;
+    cJSON *collected = NULL;
+    int status = CLI_EXIT_OK;
+    int count;
+    int c;
+
+    snprintf(cmd, sizeof(cmd), "vm %s", action->cmd);
+    optind = 0;
+    while ((c = getopt_long(argc, argv, is_kill ? ":hs:" : ":h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return cli_help(action->usage);
+        if (c == 's' && is_kill) {
+            signal_text = optarg;
+            continue;
+        }
+        if (c == 's')
+            return cli_usage_error(cmd, "unknown option '--signal'");
+        return cli_getopt_error(cmd, c, argv);
+    }
+    count = argc - optind;
+    status = vm_check_names(cmd, count, argv + optind);
+    if (status != CLI_EXIT_OK)
+        return status;
+    if (signal_text) {
+        cJSON *probe = cJSON_CreateObject();
+        int bad = vm_signal_param(signal_text, probe);
+
+        cJSON_Delete(probe);
+        if (bad)
+            return cli_usage_error(cmd, "unknown signal '%s': use KILL, TERM, INT, HUP, QUIT or a number",
+                                   signal_text);
+    }
+    if (ctx->json && count > 1)
+        collected = cJSON_CreateArray();
+
+    /* One after the other; a failure does not stop the rest. */
+    for (int i = 0; i < count; i++) {
+        const char *name = argv[optind + i];
+        struct vm_progress progress = { .ctx = ctx, .name = count > 1 ? name : NULL };
+        struct rpc_reply reply;
+        cJSON *params = cli_params_str("vm", name);
+        double started = vm_now_ms();
+
+        if (signal_text)
+            vm_signal_param(signal_text, params);
+        if (cli_call(ctx, action->method, params, vm_on_progress, &progress, &reply) != CLI_EXIT_OK) {
+            status = CLI_EXIT_FAIL;
+            continue;
+        }
+        if (collected) {
+            cJSON_AddItemToArray(collected, cJSON_Duplicate(reply.result, true));
+        } else if (ctx->json) {
+            out_print_json(reply.result);
+        } else if (action->ready_line && out_json_str(reply.result, "state") &&
+                   strcmp(out_json_str(reply.result, "state"), "running") == 0) {
+            vm_print_ready(reply.result, name, vm_now_ms() - started);
+        } else {
+            const char *shown = out_json_str(reply.result, "name");
+
+            printf("%s %s\n", shown ? shown : name, action->done);
+        }
+        fflush(stdout);
+        rpc_reply_done(&reply);
+    }
+    if (collected) {
+        out_print_json(collected);
+        cJSON_Delete(collected);
+    }
+    return status;
+}
+
+static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "name", required_argument, NULL, 'n' },
+        { "image", required_argument, NULL, 'i' },
+        { "vcpu", required_argument, NULL, 'c' },
+        { "memory", required_argument, NULL, 'm' },
+        { "disk-size", required_argument, NULL, 'd' },
+        { "nat", no_argument, NULL, 'N' },
+        { "no-start", no_argument, NULL, 'S' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cmd = "vm create";
+    const char *name = NULL;
+    const char *image = NULL;
+    long long vcpu = 0;
+    long long memory_mib = 0;
+    unsigned long long disk_size = 0;
+    bool nat = false;
+    bool no_start = false;
+    struct vm_progress progress = { .ctx = ctx };
+    struct rpc_reply reply;
+    cJSON *params;
+    double started;
+    char reason[256];
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return cli_help(vm_create_usage);
+        case 'n':
+            if (vm_name_check(optarg, reason, sizeof(reason)) < 0)
+                return cli_usage_error(cmd, "%s", reason);
+            name = optarg;
+            break;
+        case 'i':
+            if (image_name_check(optarg, reason, sizeof(reason)) < 0)
+                return cli_usage_error(cmd, "%s", reason);
+            image = optarg;
+            break;
+        case 'c':
+            if (out_parse_int(optarg, 1, 255, &vcpu) < 0)
+                return cli_usage_error(cmd, "bad --vcpu '%s': give a number from 1 to 255", optarg);
+            break;
+        case 'm':
+            if (out_parse_mib(optarg, &memory_mib) < 0)
+                return cli_usage_error(cmd, "bad --memory '%s': give MiB, or a size like 2G or 512M",
+                                       optarg);
+            break;
+        case 'd':
+            if (out_parse_size(optarg, &disk_size) < 0 || disk_size == 0)
+                return cli_usage_error(cmd, "bad --disk-size '%s': give a size like 8G, 512M, or bytes",
+                                       optarg);
+            break;
+        case 'N':
+            nat = true;
+            break;
+        case 'S':
+            no_start = true;
+            break;
+        default:
+            return cli_getopt_error(cmd, c, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s' (use --name to name the VM)",
+                               argv[optind]);
+
+    params = cJSON_CreateObject();
+    if (name)
+        cJSON_AddStringToObject(params, "name", name);
+    if (image)
+        cJSON_AddStringToObject(params, "image", image);
+    if (vcpu)
+        cJSON_AddNumberToObject(params, "vcpu", (double)vcpu);
+    if (memory_mib)
+        cJSON_AddNumberToObject(params, "memory_mib", (double)memory_mib);
+    if (disk_size)
+        cJSON_AddNumberToObject(params, "disk_size", (double)disk_size);
+    if (nat)
+        cJSON_AddTrueToObject(params, "nat");
+    if (no_start)
+        cJSON_AddFalseToObject(params, "start");
+
+    started = vm_now_ms();
+    if (cli_call(ctx, "vm.create", params, vm_on_progress, &progress, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (ctx->json) {
+        out_print_json(reply.result);
+    } else {
+        const char *state = out_json_str(reply.result, "state");
+        const char *shown = out_json_str(reply.result, "name");
+
+        if (!shown)
+            shown = name ? name : "VM";
+        if (state && strcmp(state, "running") == 0)
+            vm_print_ready(reply.result, shown, vm_now_ms() - started);
+        else if (state && strcmp(state, "created") == 0)
+            printf("%s created; start it with: banger vm start %s\n", shown, shown);
+        else
+            printf("%s created (%s)\n", shown, state ? state : "-");
+    }
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+static void vm_table_row(struct out_table *t, const cJSON *vm, time_t now)
+{
+    char vcpu[32], mem[32], age[32];
+    const char *ip = out_json_str(vm, "ip");
+    double num;
+    const char *cells[7];
+
+    out_json_text(vm, "vcpu", vcpu, sizeof(vcpu));
+    if (out_json_num(vm, "memory_mib", &num))
+        out_format_mib((long long)num, mem, sizeof(mem));
+    else
+        snprintf(mem, sizeof(mem), "-");
+    if (out_json_num(vm, "created_at", &num))
+        out_format_age((long long)now - (long long)num, age, sizeof(age));
+    else
+        snprintf(age, sizeof(age), "-");
+    cells[0] = out_json_str(vm, "name");
+    cells[1] = out_json_str(vm, "state");
+    cells[2] = ip && *ip ? ip : NULL;
+    cells[3] = out_json_str(vm, "image");
+    cells[4] = vcpu;
+    cells[5] = mem;
+    cells[6] = age;
+    out_table_add(t, cells);
+}
+
+int cmd_vm_list(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const headers[] = { "NAME", "STATE", "IP", "IMAGE", "VCPU", "MEM", "AGE" };
+    struct rpc_reply reply;
+    struct out_table table;
+    const cJSON *vm;
+    bool help;
+    int r;
+
+    r = vm_parse_help_only("vm list", vm_list_usage, argc, argv, &help);
+    if (r != CLI_EXIT_OK || help)
+        return r;
+    if (optind < argc)
+        return cli_usage_error("vm list", "unexpected argument '%s'", argv[optind]);
+    if (cli_call(ctx, "vm.list", NULL, NULL, NULL, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (ctx->json) {
+        out_print_json(reply.result);
+        rpc_reply_done(&reply);
+        return CLI_EXIT_OK;
+    }
+    out_table_init(&table, 7, headers);
+    cJSON_ArrayForEach(vm, cJSON_GetObjectItemCaseSensitive(reply.result, "vms"))
+        vm_table_row(&table, vm, time(NULL));
+    out_table_print(&table, stdout);
+    out_table_free(&table);
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+static void vm_print_details(const cJSON *vm)
+{
+    char buf[256];
+    double num;
+    const int w = 11;
+
+    out_kv(stdout, w, "name", out_json_text(vm, "name", buf, sizeof(buf)));
+    out_kv(stdout, w, "id", out_json_text(vm, "id", buf, sizeof(buf)));
+    out_kv(stdout, w, "state", out_json_text(vm, "state", buf, sizeof(buf)));
+    if (out_json_str(vm, "last_error"))
+        out_kv(stdout, w, "last error", out_json_str(vm, "last_error"));
+    out_kv(stdout, w, "image", out_json_text(vm, "image", buf, sizeof(buf)));
+    out_kv(stdout, w, "vcpu", out_json_text(vm, "vcpu", buf, sizeof(buf)));
+    if (out_json_num(vm, "memory_mib", &num))
+        out_format_mib((long long)num, buf, sizeof(buf));
+    else
+        snprintf(buf, sizeof(buf), "-");
+    out_kv(stdout, w, "memory", buf);
+    if (out_json_num(vm, "disk_size", &num))
+        out_format_bytes((unsigned long long)num, buf, sizeof(buf));
+    else
+        out_json_text(vm, "disk_size", buf, sizeof(buf));
+    out_kv(stdout, w, "disk size", buf);
+    out_kv(stdout, w, "nat", out_json_text(vm, "nat", buf, sizeof(buf)));
+    out_kv(stdout, w, "ip", out_json_text(vm, "ip", buf, sizeof(buf)));
+    out_kv(stdout, w, "mac", out_json_text(vm, "mac", buf, sizeof(buf)));
+    out_kv(stdout, w, "cid", out_json_text(vm, "cid", buf, sizeof(buf)));
+    out_kv(stdout, w, "pid", out_json_text(vm, "pid", buf, sizeof(buf)));
+    out_format_time(cJSON_GetObjectItemCaseSensitive(vm, "created_at"), buf, sizeof(buf));
+    out_kv(stdout, w, "created", buf);
+    out_format_time(cJSON_GetObjectItemCaseSensitive(vm, "started_at"), buf, sizeof(buf));
+    out_kv(stdout, w, "started", buf);
+    out_format_time(cJSON_GetObjectItemCaseSensitive(vm, "updated_at"), buf, sizeof(buf));
+    out_kv(stdout, w, "updated", buf);
+}
+
+static int vm_show(struct cli_ctx *ctx, int argc, char **argv)
+{
+    struct rpc_reply reply;
+    bool help;
+    int r;
+
+    r = vm_parse_help_only("vm show", vm_show_usage, argc, argv, &help);
+    if (r != CLI_EXIT_OK || help)
+        return r;
+    if (argc - optind != 1)
+        return cli_usage_error("vm show", "give exactly one VM name or id");
+    r = vm_check_names("vm show", 1, argv + optind);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (cli_call(ctx, "vm.show", cli_params_str("vm", argv[optind]), NULL, NULL, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (ctx->json)
+        out_print_json(reply.result);
+    else
+        vm_print_details(reply.result);
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+/* One vm.logs call; prints the data and moves *offset on. */
+static int vm_logs_once(struct cli_ctx *ctx, const char *name, bool have_offset, double *offset,
+                        bool *ret_got_data)
+{
+    struct rpc_reply reply;
+    cJSON *params = cli_params_str("vm", name);
+    const char *data;
+
+    if (have_offset)
+        cJSON_AddNumberToObject(params, "offset", *offset);
+    if (cli_call(ctx, "vm.logs", params, NULL, NULL, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    data = out_json_str(reply.result, "data");
+    *ret_got_data = data && *data;
+    if (ctx->json) {
+        char *line = cJSON_PrintUnformatted(reply.result);
+
+        printf("%s\n", line ? line : "null");
+        free(line);
+    } else if (data) {
+        fputs(data, stdout);
+    }
+    fflush(stdout);
+    out_json_num(reply.result, "offset", offset);
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+static int vm_is_running(struct cli_ctx *ctx, const char *name, bool *ret_running)
+{
+    struct rpc_reply reply;
+    const char *state;
+
+    if (cli_call(ctx, "vm.show", cli_params_str("vm", name), NULL, NULL, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    state = out_json_str(reply.result, "state");
+    *ret_running = state && strcmp(state, "running") == 0;
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+static int vm_logs(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "follow", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const struct timespec poll_interval = { .tv_sec = 0, .tv_nsec = 500 * 1000 * 1000 };
+    bool follow = false;
+    bool got_data;
+    bool running = true;
+    double offset = 0;
+    const char *name;
+    int c;
+    int r;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":hf", opts, NULL)) != -1) {
+        if (c == 'h')
+            return cli_help(vm_logs_usage);
+        if (c == 'f') {
+            follow = true;
+            continue;
+        }
+        return cli_getopt_error("vm logs", c, argv);
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("vm logs", "give exactly one VM name or id");
+    r = vm_check_names("vm logs", 1, argv + optind);
+    if (r != CLI_EXIT_OK)
+        return r;
+    name = argv[optind];
+
+    r = vm_logs_once(ctx, name, false, &offset, &got_data);
+    /* Follow until Ctrl-C (default SIGINT) or the VM is no longer running;
+     * the state is only asked for when there was nothing new. */
+    while (r == CLI_EXIT_OK && follow && running) {
+        nanosleep(&poll_interval, NULL);
+        r = vm_logs_once(ctx, name, true, &offset, &got_data);
+        if (r == CLI_EXIT_OK && !got_data) {
+            r = vm_is_running(ctx, name, &running);
+            /* Whatever came between the last read and the stop. */
+            if (r == CLI_EXIT_OK && !running)
+                r = vm_logs_once(ctx, name, true, &offset, &got_data);
+        }
+    }
+    return r;
+}
+
+static int vm_set(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "vcpu", required_argument, NULL, 'c' },
+        { "memory", required_argument, NULL, 'm' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    long long vcpu = 0;
+    long long memory_mib = 0;
+    struct rpc_reply reply;
+    cJSON *params;
+    char mem[32];
+    int c;
+    int r;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return cli_help(vm_set_usage);
+        case 'c':
+            if (out_parse_int(optarg, 1, 255, &vcpu) < 0)
+                return cli_usage_error("vm set", "bad --vcpu '%s': give a number from 1 to 255", optarg);
+            break;
+        case 'm':
+            if (out_parse_mib(optarg, &memory_mib) < 0)
+                return cli_usage_error("vm set", "bad --memory '%s': give MiB, or a size like 2G or 512M",
+                                       optarg);
+            break;
+        default:
+            return cli_getopt_error("vm set", c, argv);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("vm set", "give exactly one VM name or id");
+    r = vm_check_names("vm set", 1, argv + optind);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (!vcpu && !memory_mib)
+        return cli_usage_error("vm set", "nothing to change: give --vcpu and/or --memory");
+    params = cli_params_str("vm", argv[optind]);
+    if (vcpu)
+        cJSON_AddNumberToObject(params, "vcpu", (double)vcpu);
+    if (memory_mib)
+        cJSON_AddNumberToObject(params, "memory_mib", (double)memory_mib);
+    if (cli_call(ctx, "vm.set", params, NULL, NULL, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (ctx->json) {
+        out_print_json(reply.result);
+    } else {
+        char vcpus[32];
+        double num = 0;
+        const char *shown = out_json_str(reply.result, "name");
+
+        out_json_text(reply.result, "vcpu", vcpus, sizeof(vcpus));
+        if (out_json_num(reply.result, "memory_mib", &num))
+            out_format_mib((long long)num, mem, sizeof(mem));
+        else
+            snprintf(mem, sizeof(mem), "-");
+        printf("%s: %s vCPU, %s memory\n", shown ? shown : argv[optind], vcpus, mem);
+    }
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+/* On a terminal: list what would go and ask. Returns true to go ahead. */
+static bool vm_prune_confirm(struct cli_ctx *ctx, int *ret_status)
+{
+    struct rpc_reply reply;
+    const cJSON *vm;
+    char answer[16];
+    int doomed = 0;
+
+    *ret_status = CLI_EXIT_OK;
+    if (cli_call(ctx, "vm.list", NULL, NULL, NULL, &reply) != CLI_EXIT_OK) {
+        *ret_status = CLI_EXIT_FAIL;
+        return false;
+    }
+    cJSON_ArrayForEach(vm, cJSON_GetObjectItemCaseSensitive(reply.result, "vms")) {
+        const char *state = out_json_str(vm, "state");
+        const char *name = out_json_str(vm, "name");
+
+        if (state && strcmp(state, "running") == 0)
+            continue;
+        fprintf(stderr, "  %s (%s)\n", name ? name : "?", state ? state : "?");
+        doomed++;
+    }
+    rpc_reply_done(&reply);
+    if (doomed == 0) {
+        fprintf(stderr, "nothing to prune: every VM is running\n");
+        return false;
+    }
+    fprintf(stderr, "Delete these %d VM%s? [y/N] ", doomed, doomed == 1 ? "" : "s");
+    fflush(stderr);
+    if (!fgets(answer, sizeof(answer), stdin))
+        return false;
+    return answer[0] == 'y' || answer[0] == 'Y';
+}
+
+static int vm_prune(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rpc_reply reply;
+    const cJSON *gone;
+    bool force = false;
+    int status;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":hf", opts, NULL)) != -1) {
+        if (c == 'h')
+            return cli_help(vm_prune_usage);
+        if (c == 'f') {
+            force = true;
+            continue;
+        }
+        return cli_getopt_error("vm prune", c, argv);
+    }
+    if (optind < argc)
+        return cli_usage_error("vm prune", "unexpected argument '%s'", argv[optind]);
+    if (!force) {
+        if (!isatty(STDIN_FILENO))
+            return cli_usage_error("vm prune", "not on a terminal, so not asking: "
+                                               "add -f to delete every VM that is not running");
+        if (!vm_prune_confirm(ctx, &status))
+            return status;
+    }
+    if (cli_call(ctx, "vm.prune", NULL, NULL, NULL, &reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (ctx->json) {
+        out_print_json(reply.result);
+    } else {
+        int n = 0;
+
+        cJSON_ArrayForEach(gone, cJSON_GetObjectItemCaseSensitive(reply.result, "deleted")) {
+            const char *shown = out_json_str(gone, "name");
+
+            printf("%s deleted\n", shown ? shown : "?");
+            n++;
+        }
+        if (n == 0)
+            printf("nothing to prune\n");
+    }
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+int cmd_vm(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *sub;
+
+    if (argc < 2) {
+        fputs(vm_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    sub = argv[1];
+    argc--;
+    argv++;
+    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0)
+        return cli_help(vm_usage);
+    if (strcmp(sub, "create") == 0)
+        return vm_create(ctx, argc, argv);
+    for (size_t i = 0; i < sizeof(vm_actions) / sizeof(vm_actions[0]); i++)
+        if (strcmp(sub, vm_actions[i].cmd) == 0)
+            return vm_run_action(ctx, &vm_actions[i], argc, argv);
+    if (strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0)
+        return cmd_vm_list(ctx, argc, argv);
+    if (strcmp(sub, "show") == 0)
+        return vm_show(ctx, argc, argv);
+    if (strcmp(sub, "logs") == 0)
+        return vm_logs(ctx, argc, argv);
+    if (strcmp(sub, "set") == 0)
+        return vm_set(ctx, argc, argv);
+    if (strcmp(sub, "prune") == 0)
+        return vm_prune(ctx, argc, argv);
+    return cli_usage_error("vm", "unknown vm command '%s'", sub);
+}
