@@ -44,4 +44,16 @@ int cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_complete_names(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_completion(struct cli_ctx *ctx, int argc, char **argv);
 
+/* Command families that live in their own files. Each returns CLI_NOT_MINE
+ * when `sub` is not one of its commands. */
+#define CLI_NOT_MINE (-1)
+/* banger vm ping|health|ports (cmd-agent.c) */
+int cmd_vm_agent(struct cli_ctx *ctx, const char *sub, int argc, char **argv);
+/* banger vm ssh|exec|run (cmd-guest.c) */
+int cmd_vm_guest(struct cli_ctx *ctx, const char *sub, int argc, char **argv);
+/* banger ssh-config (cmd-guest.c) */
+int cmd_ssh_config(struct cli_ctx *ctx, int argc, char **argv);
+/* banger image pull|import|build-default (cmd-image-ext.c) */
+int cmd_image_ext(struct cli_ctx *ctx, const char *sub, int argc, char **argv);
+
 #endif

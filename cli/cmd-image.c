@@ -307,5 +307,8 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
         return image_show(ctx, argc, argv);
     if (strcmp(sub, "delete") == 0 || strcmp(sub, "rm") == 0)
         return image_delete(ctx, argc, argv);
+    int r = cmd_image_ext(ctx, sub, argc, argv);
+    if (r != CLI_NOT_MINE)
+        return r;
     return cli_usage_error("image", "unknown image command '%s'", sub);
 }

@@ -767,5 +767,10 @@ int cmd_vm(struct cli_ctx *ctx, int argc, char **argv)
         return vm_set(ctx, argc, argv);
     if (strcmp(sub, "prune") == 0)
         return vm_prune(ctx, argc, argv);
+    int r = cmd_vm_agent(ctx, sub, argc, argv);
+    if (r == CLI_NOT_MINE)
+        r = cmd_vm_guest(ctx, sub, argc, argv);
+    if (r != CLI_NOT_MINE)
+        return r;
     return cli_usage_error("vm", "unknown vm command '%s'", sub);
 }

@@ -172,6 +172,8 @@ int main(int argc, char **argv)
         return cmd_daemon(&ctx, argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version(&ctx, argc, argv);
+    if (strcmp(cmd, "ssh-config") == 0)
+        return cmd_ssh_config(&ctx, argc, argv);
     if (strcmp(cmd, "completion") == 0)
         return cmd_completion(&ctx, argc, argv);
     if (strcmp(cmd, "__complete-names") == 0)

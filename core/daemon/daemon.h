@@ -26,6 +26,13 @@ struct bangerd {
 /* The RPC handler: dispatches call->method. */
 int bangerd_handle(void *ctx, struct rpc_call *call);
 
+/* Method families in their own files; each returns BANGERD_NOT_MINE when
+ * call->method is not one of its methods. */
+#define BANGERD_NOT_MINE 1
+int bangerd_handle_agent(struct bangerd *d, struct rpc_call *call);     /* methods_agent.c */
+int bangerd_handle_guest(struct bangerd *d, struct rpc_call *call);     /* methods_guest.c */
+int bangerd_handle_image_ext(struct bangerd *d, struct rpc_call *call); /* methods_image_ext.c */
+
 /* `banger doctor` rows for the host, the daemon and every plugin. */
 struct banger_doctor;
 void bangerd_doctor(struct bangerd *d, struct banger_doctor *report);

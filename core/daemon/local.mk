@@ -1,5 +1,6 @@
 libbangercore_la_SOURCES += daemon/check.c daemon/check.h daemon/daemon.c daemon/daemon.h \
-	daemon/methods.c daemon/doctor.c
+	daemon/methods.c daemon/doctor.c daemon/methods_agent.c daemon/methods_guest.c \
+	daemon/methods_image_ext.c
 
 sbin_PROGRAMS = bangerd
 bangerd_SOURCES = daemon/bangerd.c

@@ -473,6 +473,13 @@ int bangerd_handle(void *ctx, struct rpc_call *call)
     if (strcmp(m, "image.delete") == 0) return method_image_show_or_delete(d, call, true);
     if (strcmp(m, "daemon.status") == 0) return method_daemon_status(d, call);
     if (strcmp(m, "doctor") == 0) return method_doctor(d, call);
+    int r = bangerd_handle_agent(d, call);
+    if (r == BANGERD_NOT_MINE)
+        r = bangerd_handle_guest(d, call);
+    if (r == BANGERD_NOT_MINE)
+        r = bangerd_handle_image_ext(d, call);
+    if (r != BANGERD_NOT_MINE)
+        return r;
     call->error_code = "bad_request";
     return bg_fail(&call->err, -EINVAL, "unknown method '%s'", m);
 }
