@@ -59,7 +59,32 @@ static void e2e_make_image(struct e2e *t)
     close(fd);
 }
 
+static void e2e_copy_plugin(const char *name, const char *dir)
+{
+    char *from = e2e_printf("%s/plugins/%s/.libs/%s.so", TOP_BUILDDIR, name, name);
+    char *to = e2e_printf("%s/%s.so", dir, name);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execlp("cp", "cp", from, to, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "cannot copy %s (built?)", from);
+    chmod(to, 0755);
+    free(from);
+    free(to);
+}
+
 void e2e_setup(struct e2e *t, const char *extra_config, const char *fc_bin)
+{
+    static const char *const none[] = { NULL };
+    e2e_setup_plugins(t, none, extra_config, fc_bin);
+}
+
+void e2e_setup_plugins(struct e2e *t, const char *const *plugin_names, const char *extra_config,
+                       const char *fc_bin)
 {
     memset(t, 0, sizeof(*t));
     char tmpl[] = "/tmp/bge-XXXXXX";
@@ -74,10 +99,17 @@ void e2e_setup(struct e2e *t, const char *extra_config, const char *fc_bin)
     char *plugins = e2e_printf("%s/plugins", t->dir);
     ck_assert_int_eq(mkdir(plugins, 0755), 0);
     e2e_make_image(t);
+    char list[512] = "";
+    size_t len = 0;
+    for (size_t i = 0; plugin_names[i]; i++) {
+        e2e_copy_plugin(plugin_names[i], plugins);
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s\"%s\"", i ? ", " : "",
+                                plugin_names[i]);
+    }
     char *conf = e2e_printf("state_dir = \"%s\";\nruntime_dir = \"%s\";\nplugin_dir = \"%s\";\n"
-                            "plugins = ( );\nfirecracker_bin = \"%s\";\nstop_grace_ms = 3000;\n"
+                            "plugins = ( %s );\nfirecracker_bin = \"%s\";\nstop_grace_ms = 3000;\n"
                             "log_level = \"debug\";\n%s",
-                            t->state_dir, t->runtime_dir, plugins, fc_bin ? fc_bin : FC_DOUBLE,
+                            t->state_dir, t->runtime_dir, plugins, list, fc_bin ? fc_bin : FC_DOUBLE,
                             extra_config ? extra_config : "");
     e2e_write(t->config, conf);
     free(conf);

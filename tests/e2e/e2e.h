@@ -21,8 +21,12 @@ struct e2e {
 };
 
 /* Make the tree and the config. `extra_config` is appended (may be NULL);
- * `fc_bin` replaces the double (may be NULL). */
+ * `fc_bin` replaces the double (may be NULL). No plugins. */
 void e2e_setup(struct e2e *t, const char *extra_config, const char *fc_bin);
+/* Same, with the named in-tree plugins (NULL-terminated, in start order)
+ * copied from the build tree into the plugin dir and listed in `plugins`. */
+void e2e_setup_plugins(struct e2e *t, const char *const *plugins, const char *extra_config,
+                       const char *fc_bin);
 /* Start bangerd (environment: the caller's plus FC_DOUBLE_RECORD) and wait
  * for its socket. */
 void e2e_start_daemon(struct e2e *t);

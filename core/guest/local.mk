@@ -1,0 +1,1 @@
+# guest access: ssh identity, known_hosts, key injection (core/guest)
