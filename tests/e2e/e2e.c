@@ -87,9 +87,10 @@ void e2e_setup_plugins(struct e2e *t, const char *const *plugin_names, const cha
                        const char *fc_bin)
 {
     memset(t, 0, sizeof(*t));
-    char tmpl[] = "/tmp/bge-XXXXXX";
+    const char *base = getenv("E2E_BASE");
+    char *tmpl = e2e_printf("%s/t-XXXXXX", base ? base : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(tmpl));
-    t->dir = strdup(tmpl);
+    t->dir = tmpl;
     t->state_dir = e2e_printf("%s/state", t->dir);
     t->runtime_dir = e2e_printf("%s/run", t->dir);
     t->socket = e2e_printf("%s/bangerd.sock", t->runtime_dir);
@@ -206,9 +207,14 @@ static int e2e_scan(struct e2e *t, bool kill_them)
         pid_t pid = (pid_t)atoi(de->d_name);
         if (pid <= 0 || pid == getpid() || pid == t->daemon)
             continue;
-        if (!e2e_cmdline_mentions(pid, t->runtime_dir) || e2e_is_zombie(pid))
+        /* A VMM of this tree: its API socket lives in our runtime dir (the
+         * CLI's --socket does too, hence the --api-sock). */
+        if (!e2e_cmdline_mentions(pid, t->runtime_dir) || !e2e_cmdline_mentions(pid, "--api-sock") ||
+            e2e_is_zombie(pid))
             continue;
         n++;
+        if (getenv("E2E_DEBUG"))
+            fprintf(stderr, "e2e: live VMM pid %d\n", pid);
         if (kill_them)
             kill(pid, SIGKILL);
     }
@@ -241,21 +247,55 @@ int e2e_vm_dirs(struct e2e *t)
     return n;
 }
 
+static void e2e_rm_rf(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", path, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
+static char e2e_base[64];
+
+void e2e_run_begin(void)
+{
+    snprintf(e2e_base, sizeof(e2e_base), "/tmp/bge-XXXXXX");
+    if (!mkdtemp(e2e_base)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    /* Searchable, so a test may let another uid reach one socket below. */
+    chmod(e2e_base, 0711);
+    setenv("E2E_BASE", e2e_base, 1);
+}
+
+void e2e_run_end(void)
+{
+    /* Daemons and VMMs of failed tests: everything naming the base dir. */
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid > 0 && pid != getpid() && e2e_cmdline_mentions(pid, e2e_base))
+            kill(pid, SIGKILL);
+    }
+    if (d)
+        closedir(d);
+    if (getenv("E2E_KEEP"))
+        fprintf(stderr, "kept %s\n", e2e_base);
+    else
+        e2e_rm_rf(e2e_base);
+}
+
 void e2e_teardown(struct e2e *t)
 {
     e2e_stop_daemon(t, SIGKILL);
     e2e_scan(t, true);
-    if (getenv("E2E_KEEP")) {
-        fprintf(stderr, "kept %s\n", t->dir);
-    } else {
-        pid_t pid = fork();
-        if (pid == 0) {
-            execlp("rm", "rm", "-rf", t->dir, (char *)NULL);
-            _exit(127);
-        }
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
-    }
+    if (!getenv("E2E_KEEP"))
+        e2e_rm_rf(t->dir);
     char *ptrs[] = { t->dir, t->state_dir, t->runtime_dir, t->socket, t->config, t->log,
                      t->record, t->rootfs, t->kernel };
     for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)

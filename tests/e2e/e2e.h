@@ -20,6 +20,12 @@ struct e2e {
     pid_t daemon;
 };
 
+/* Around srunner_run_all in main(): every test's tree lives under one base
+ * directory, so whatever a failed test left (its fixture teardown does not
+ * run when an assertion fails) is killed and removed at the end. */
+void e2e_run_begin(void);
+void e2e_run_end(void);
+
 /* Make the tree and the config. `extra_config` is appended (may be NULL);
  * `fc_bin` replaces the double (may be NULL). No plugins. */
 void e2e_setup(struct e2e *t, const char *extra_config, const char *fc_bin);

@@ -284,7 +284,9 @@ int main(void)
     tcase_add_test(tc, disconnecting_client_does_not_abort);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    e2e_run_begin();
     srunner_run_all(sr, CK_NORMAL);
+    e2e_run_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
