@@ -1,10 +1,203 @@
-/* banger image pull|import|build-default: images from elsewhere. */
+/* banger image pull|import: images from elsewhere. */
 #include "config.h"
 
 #include "cli.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "store/names.h"
+#include "util/xalloc.h"
+
+static const char image_import_usage[] =
+    "Usage: banger image import --name N --from-tar FILE --kernel FILE [--initrd FILE]\n"
+    "\n"
+    "Turn a root filesystem tarball (debootstrap output, `docker export`; plain,\n"
+    ".gz, .xz or .zst) into an image: an ext4 root filesystem with the banger\n"
+    "guest agent and network set-up added, plus the given kernel.\n"
+    "\n"
+    "  --name N          image name\n"
+    "  --from-tar FILE   root filesystem tarball\n"
+    "  --kernel FILE     uncompressed kernel (vmlinux)\n"
+    "  --initrd FILE     initrd (optional)\n";
+
+static const char image_pull_usage[] =
+    "Usage: banger image pull SOURCE [--name N] [--sha256 HEX]\n"
+    "\n"
+    "Fetch an image bundle (a tar, usually .tar.zst, holding rootfs.ext4,\n"
+    "manifest.json, vmlinux and optionally initrd.img) from an http(s) URL or a\n"
+    "local file. Members are checked against the manifest's sha256 sums.\n"
+    "\n"
+    "  --name N        image name (default: the bundle manifest's name)\n"
+    "  --sha256 HEX    expected sha256 of the whole bundle\n";
+
+struct image_ext_progress {
+    const struct cli_ctx *ctx;
+    bool line_open;
+};
+
+/* Download percentages overwrite one line; other stages get their own. */
+static void image_ext_on_progress(const char *stage, double elapsed_ms, void *userdata)
+{
+    struct image_ext_progress *p = userdata;
+    char dur[32];
+
+    if (!p->ctx->tty_progress)
+        return;
+    out_format_duration_ms(elapsed_ms, dur, sizeof(dur));
+    bool overwrite = strncmp(stage, "download ", 9) == 0;
+    fprintf(stderr, "%s  %-16s %8s%s", p->line_open ? "\r" : "", stage, dur,
+            overwrite ? "" : "\n");
+    p->line_open = overwrite;
+    fflush(stderr);
+}
+
+static void image_ext_progress_end(struct image_ext_progress *p)
+{
+    if (p->line_open)
+        fputc('\n', stderr);
+    p->line_open = false;
+}
+
+static char *image_ext_absolute(const char *path)
+{
+    char cwd[PATH_MAX];
+
+    if (path[0] == '/')
+        return xstrdup(path);
+    if (!getcwd(cwd, sizeof(cwd)))
+        return NULL;
+    while (strncmp(path, "./", 2) == 0)
+        path += 2;
+    return xasprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
+}
+
+static int image_ext_add_path(cJSON *params, const char *key, const char *path)
+{
+    char *abs = image_ext_absolute(path);
+    if (!abs) {
+        fprintf(stderr, "banger: cannot make '%s' absolute: %s\n", path, strerror(errno));
+        return -1;
+    }
+    cJSON_AddStringToObject(params, key, abs);
+    free(abs);
+    return 0;
+}
+
+static int image_ext_call(struct cli_ctx *ctx, const char *method, cJSON *params)
+{
+    struct image_ext_progress progress = { .ctx = ctx };
+    struct rpc_reply reply;
+    char buf[PATH_MAX + 64];
+    int r = cli_call(ctx, method, params, image_ext_on_progress, &progress, &reply);
+    image_ext_progress_end(&progress);
+    if (r != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (ctx->json) {
+        out_print_json(reply.result);
+    } else {
+        static const char *const keys[] = { "name", "id", "rootfs", "kernel", "initrd" };
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            out_kv(stdout, 9, keys[i], out_json_text(reply.result, keys[i], buf, sizeof(buf)));
+    }
+    rpc_reply_done(&reply);
+    return CLI_EXIT_OK;
+}
+
+static int image_import(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "name", required_argument, NULL, 'n' },
+        { "from-tar", required_argument, NULL, 't' },
+        { "kernel", required_argument, NULL, 'k' },
+        { "initrd", required_argument, NULL, 'i' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cmd = "image import";
+    const char *name = NULL, *tar = NULL, *kernel = NULL, *initrd = NULL;
+    char reason[256];
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': return cli_help(image_import_usage);
+        case 'n': name = optarg; break;
+        case 't': tar = optarg; break;
+        case 'k': kernel = optarg; break;
+        case 'i': initrd = optarg; break;
+        default: return cli_getopt_error(cmd, c, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!name || !tar || !kernel || !tar[0] || !kernel[0])
+        return cli_usage_error(cmd, "--name, --from-tar and --kernel are required");
+    if (image_name_check(name, reason, sizeof(reason)) < 0)
+        return cli_usage_error(cmd, "%s", reason);
+    cJSON *params = cli_params_str("name", name);
+    if (image_ext_add_path(params, "tar", tar) < 0 ||
+        image_ext_add_path(params, "kernel", kernel) < 0 ||
+        (initrd && image_ext_add_path(params, "initrd", initrd) < 0)) {
+        cJSON_Delete(params);
+        return CLI_EXIT_FAIL;
+    }
+    return image_ext_call(ctx, "image.import", params);
+}
+
+static int image_pull(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "name", required_argument, NULL, 'n' },
+        { "sha256", required_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cmd = "image pull";
+    const char *name = NULL, *sha = NULL;
+    char reason[256];
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': return cli_help(image_pull_usage);
+        case 'n': name = optarg; break;
+        case 's': sha = optarg; break;
+        default: return cli_getopt_error(cmd, c, argv);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(cmd, "give exactly one SOURCE (a URL or a bundle file)");
+    if (name && image_name_check(name, reason, sizeof(reason)) < 0)
+        return cli_usage_error(cmd, "%s", reason);
+    const char *source = argv[optind];
+    cJSON *params = cJSON_CreateObject();
+    if (strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0) {
+        cJSON_AddStringToObject(params, "source", source);
+    } else if (image_ext_add_path(params, "source", source) < 0) {
+        cJSON_Delete(params);
+        return CLI_EXIT_FAIL;
+    }
+    if (name)
+        cJSON_AddStringToObject(params, "name", name);
+    if (sha)
+        cJSON_AddStringToObject(params, "sha256", sha);
+    return image_ext_call(ctx, "image.pull", params);
+}
+
 int cmd_image_ext(struct cli_ctx *ctx, const char *sub, int argc, char **argv)
 {
-    (void)ctx; (void)sub; (void)argc; (void)argv;
+    if (strcmp(sub, "import") == 0)
+        return image_import(ctx, argc, argv);
+    if (strcmp(sub, "pull") == 0)
+        return image_pull(ctx, argc, argv);
     return CLI_NOT_MINE;
 }

@@ -19,6 +19,8 @@ static const char image_usage[] =
     "Usage: banger image COMMAND [ARGS...]\n"
     "\n"
     "  register --name N --rootfs FILE --kernel FILE [--initrd FILE]\n"
+    "  import --name N --from-tar FILE --kernel FILE [--initrd FILE]\n"
+    "  pull SOURCE [--name N] [--sha256 HEX]\n"
     "  list (ls)\n"
     "  show NAME\n"
     "  delete NAME...\n";

@@ -1,10 +1,95 @@
+/* image.import and image.pull: images from a tarball or a bundle. */
 #include "config.h"
 
 #include "daemon/daemon.h"
+#include "images/image_import.h"
+#include "images/image_pull.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+
+/* Same shape as the image object of image.register / image.show. */
+static cJSON *image_ext_json(const struct image_record *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddStringToObject(o, "rootfs", r->rootfs_path);
+    cJSON_AddStringToObject(o, "kernel", r->kernel_path);
+    if (r->initrd_path)
+        cJSON_AddStringToObject(o, "initrd", r->initrd_path);
+    else
+        cJSON_AddNullToObject(o, "initrd");
+    cJSON_AddNumberToObject(o, "created_at", (double)r->created_at);
+    cJSON_AddNumberToObject(o, "vms", r->vm_count);
+    return o;
+}
+
+static void image_ext_progress(void *ctx, const char *stage) { rpc_call_progress(ctx, stage); }
+
+static int image_ext_result(struct rpc_call *call, struct image_record *img, int r)
+{
+    if (r < 0)
+        return r;
+    call->result = image_ext_json(img);
+    image_record_free(img);
+    return 0;
+}
+
+static int method_image_import(struct bangerd *d, struct rpc_call *call)
+{
+    static const char *const keys[] = { "name", "tar", "kernel", "initrd", NULL };
+    struct images_import_params p = { .progress = image_ext_progress, .progress_ctx = call };
+    int r = rpc_params_check(call, keys);
+    if (r == 0)
+        r = rpc_param_string(call, "name", true, &p.name);
+    if (r == 0)
+        r = rpc_param_string(call, "tar", true, &p.tar);
+    if (r == 0)
+        r = rpc_param_string(call, "kernel", true, &p.kernel);
+    if (r == 0 && (r = rpc_param_string(call, "initrd", false, &p.initrd)) == -ENOENT)
+        r = 0;
+    if (r < 0)
+        return r;
+    struct image_record *img = NULL;
+    r = images_import(d->store, d->images_dir, &p, &img, &call->err);
+    return image_ext_result(call, img, r);
+}
+
+static int method_image_pull(struct bangerd *d, struct rpc_call *call)
+{
+    static const char *const keys[] = { "source", "name", "sha256", NULL };
+    struct images_pull_params p = { .progress = image_ext_progress, .progress_ctx = call };
+    int r = rpc_params_check(call, keys);
+    if (r == 0)
+        r = rpc_param_string(call, "source", true, &p.source);
+    if (r == 0 && (r = rpc_param_string(call, "name", false, &p.name)) == -ENOENT)
+        r = 0;
+    if (r == 0 && (r = rpc_param_string(call, "sha256", false, &p.sha256)) == -ENOENT)
+        r = 0;
+    if (r < 0)
+        return r;
+    if (p.sha256) {
+        size_t n = strlen(p.sha256);
+        bool hex = n == 64;
+        for (size_t i = 0; hex && i < n; i++)
+            hex = isxdigit((unsigned char)p.sha256[i]);
+        if (!hex) {
+            call->error_code = "bad_request";
+            return bg_fail(&call->err, -EINVAL, "sha256: '%s' is not 64 hex digits", p.sha256);
+        }
+    }
+    struct image_record *img = NULL;
+    r = images_pull(d->store, d->images_dir, &p, &img, &call->err);
+    return image_ext_result(call, img, r);
+}
 
 int bangerd_handle_image_ext(struct bangerd *d, struct rpc_call *call)
 {
-    (void)d;
-    (void)call;
+    if (strcmp(call->method, "image.import") == 0)
+        return method_image_import(d, call);
+    if (strcmp(call->method, "image.pull") == 0)
+        return method_image_pull(d, call);
     return BANGERD_NOT_MINE;
 }

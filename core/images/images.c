@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "images/images.h"
+#include "images/image_stage.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -73,7 +74,7 @@ int images_check_kernel(const char *path, struct banger_error *err)
 
 /* Copy `from` into `to`: a reflink where the filesystem allows, else a
  * kernel-side copy. */
-static int images_copy(const char *from, const char *to, struct banger_error *err)
+int images_copy_file(const char *from, const char *to, struct banger_error *err)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
@@ -112,29 +113,14 @@ done:
     return r;
 }
 
-static void images_dir_id(char *buf, size_t len)
-{
-    unsigned char raw[6] = { 0 };
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-        uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
-        memcpy(raw, &t, sizeof(raw));
-    }
-    snprintf(buf, len, "%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
-}
-
 int images_register(struct store *store, const char *images_dir,
                     const struct images_register_params *p, struct image_record **out,
                     struct banger_error *err)
 {
     char eb[512] = "";
-    char dir_id[16];
-    char *staging = NULL, *final = NULL;
-    char *paths[3] = { NULL, NULL, NULL };
-    const char *names[3] = { "rootfs.ext4", "vmlinux", "initrd.img" };
+    static const char *const names[3] = { "rootfs.ext4", "vmlinux", "initrd.img" };
     const char *srcs[3] = { p->rootfs, p->kernel, p->initrd };
-    struct image_record *existing = NULL;
-    cJSON *manifest = NULL;
-    char *manifest_text = NULL;
+    struct images_stage st = { 0 };
     int r;
 
     if (image_name_check(p->name, eb, sizeof(eb)) < 0)
@@ -144,84 +130,38 @@ int images_register(struct store *store, const char *images_dir,
         r = images_check_kernel(p->kernel, err);
     if (r == 0 && p->initrd) {
         int fd;
-        struct stat st;
-        r = images_open_regular(p->initrd, "initrd", &fd, &st, err);
+        struct stat sb;
+        r = images_open_regular(p->initrd, "initrd", &fd, &sb, err);
         if (r == 0)
             close(fd);
     }
+    if (r == 0)
+        r = images_name_free(store, p->name, err);
     if (r < 0)
         return r;
-    if (store_image_get_by_name(store, p->name, &existing, eb, sizeof(eb)) == 0) {
-        image_record_free(existing);
-        return bg_fail(err, -EEXIST, "an image named '%s' already exists", p->name);
-    }
 
-    r = fs_ensure_private_dir(images_dir, 0700, err);
+    r = images_stage_open(images_dir, &st, err);
     if (r < 0)
         return r;
-    images_dir_id(dir_id, sizeof(dir_id));
-    char *staging_name = xasprintf("%s.staging", dir_id);
-    staging = fs_join(images_dir, staging_name);
-    free(staging_name);
-    final = fs_join(images_dir, dir_id);
-    if (mkdir(staging, 0700) < 0) {
-        r = bg_fail_errno(err, -errno, "create %s", staging);
-        goto fail;
-    }
-    manifest = cJSON_CreateObject();
-    cJSON_AddStringToObject(manifest, "name", p->name);
-    cJSON_AddNumberToObject(manifest, "created", (double)time(NULL));
-    cJSON *files = cJSON_AddObjectToObject(manifest, "files");
     for (int i = 0; i < 3; i++) {
         if (!srcs[i])
             continue;
-        char *tmp = fs_join(staging, names[i]);
-        r = images_copy(srcs[i], tmp, err);
+        char *tmp = images_stage_path(&st, names[i]);
+        r = images_copy_file(srcs[i], tmp, err);
         free(tmp);
         if (r < 0)
-            goto fail;
-        struct stat st;
-        if (stat(srcs[i], &st) == 0)
-            cJSON_AddNumberToObject(files, names[i], (double)st.st_size);
-        paths[i] = fs_join(final, names[i]);
+            goto cleanup;
     }
-    manifest_text = cJSON_Print(manifest);
-    char *mpath = fs_join(staging, "manifest.json");
-    r = fs_write_atomic(mpath, manifest_text, strlen(manifest_text), 0644, err);
-    free(mpath);
-    if (r < 0)
-        goto fail;
-    /* The image appears whole or not at all. */
-    if (rename(staging, final) < 0) {
-        r = bg_fail_errno(err, -errno, "rename %s", staging);
-        goto fail;
-    }
-    struct image_request req = {
-        .name = p->name, .rootfs_path = paths[0], .kernel_path = paths[1],
-        .initrd_path = paths[2], .manifest = manifest_text,
-    };
-    r = store_image_insert(store, &req, out, eb, sizeof(eb));
-    if (r < 0) {
-        bg_fail(err, r, "%s", eb);
-        struct banger_error e2 = { 0 };
-        fs_remove_tree(final, &e2);
-        goto cleanup;
-    }
-    bg_log(BANGER_LOG_INFO, NULL, "registered image '%s' in %s", p->name, final);
-    goto cleanup;
+    cJSON *extra = cJSON_CreateObject();
+    cJSON *source = cJSON_AddObjectToObject(extra, "source");
+    cJSON_AddStringToObject(source, "type", "register");
+    cJSON_AddStringToObject(source, "rootfs", p->rootfs);
+    cJSON_AddStringToObject(source, "kernel", p->kernel);
+    r = images_stage_commit(&st, store, p->name, extra, out, err);
+    cJSON_Delete(extra);
 
-fail:
-    {
-        struct banger_error e2 = { 0 };
-        fs_remove_tree(staging, &e2);
-    }
 cleanup:
-    cJSON_Delete(manifest);
-    free(manifest_text);
-    for (int i = 0; i < 3; i++)
-        free(paths[i]);
-    free(staging);
-    free(final);
+    images_stage_close(&st);
     return r;
 }
 

@@ -1,0 +1,37 @@
+/* `image import`: a root filesystem tarball (debootstrap output, `docker
+ * export`, ...; plain, gzip, xz or zstd) becomes rootfs.ext4 with the guest
+ * agent inside, next to a given kernel and optional initrd. */
+#ifndef BANGER_IMAGE_IMPORT_H
+#define BANGER_IMAGE_IMPORT_H
+
+#include <stdint.h>
+
+#include "images/image_stage.h"
+#include "store/store.h"
+#include "util/error.h"
+
+struct images_import_params {
+    const char *name;
+    const char *tar;
+    const char *kernel;
+    const char *initrd;            /* NULL: none */
+    images_progress_fn progress;   /* may be NULL */
+    void *progress_ctx;
+};
+
+int images_import(struct store *store, const char *images_dir,
+                  const struct images_import_params *p, struct image_record **out,
+                  struct banger_error *err);
+
+/* Extract a tarball into the existing directory `root`, refusing (with the
+ * entry named) absolute paths, "..", device nodes and sockets, and links
+ * that point outside. Adds the content size to *bytes. */
+int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
+                        struct banger_error *err);
+
+/* Make an ext4 file `path` from the tree at `root`: a sparse file of
+ * max(1 GiB, content x 1.5), then mkfs.ext4 -d. */
+int images_make_ext4(const char *root, uint64_t content_bytes, const char *path,
+                     struct banger_error *err);
+
+#endif

@@ -1,0 +1,517 @@
+/* Image register, import and pull against a real store in a temp dir: the
+ * checks, the manifest, and that a failure leaves nothing in images/. */
+#include "config.h"
+
+#include "images/image_import.h"
+#include "images/image_pull.h"
+#include "images/image_stage.h"
+#include "images/images.h"
+#include "images_test_util.h"
+#include "runner/runner.h"
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct itest t;
+
+static void setup(void) { itest_setup(&t); }
+static void teardown(void) { itest_teardown(&t); }
+
+static int do_register(const char *name, const char *rootfs, const char *kernel,
+                       struct banger_error *err)
+{
+    struct images_register_params p = { .name = name, .rootfs = rootfs, .kernel = kernel };
+    struct image_record *img = NULL;
+    int r = images_register(t.store, t.images_dir, &p, &img, err);
+    image_record_free(img);
+    return r;
+}
+
+static void assert_msg_has(const struct banger_error *err, const char *needle)
+{
+    ck_assert_msg(strstr(err->msg, needle), "message '%s' lacks '%s'", err->msg, needle);
+}
+
+/* ---- register ----------------------------------------------------------- */
+
+START_TEST(register_writes_sha256_and_kernel_version)
+{
+    char *rootfs = itest_path(&t, "root.img");
+    struct banger_error err = { 0 };
+    struct image_record *img = NULL;
+    itest_fake_rootfs(rootfs);
+    struct images_register_params p = { .name = "one", .rootfs = rootfs,
+                                        .kernel = itest_elf_kernel() };
+    ck_assert_msg(images_register(t.store, t.images_dir, &p, &img, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+
+    cJSON *m = cJSON_Parse(img->manifest);
+    ck_assert_ptr_nonnull(m);
+    const cJSON *kv = cJSON_GetObjectItemCaseSensitive(m, "kernel_version");
+    ck_assert_msg(cJSON_IsString(kv), "no kernel_version in %s", img->manifest);
+    ck_assert_str_eq(kv->valuestring, ITEST_KERNEL_VERSION);
+    size_t len;
+    char *data = itest_read(rootfs, &len), hex[65];
+    itest_sha256_hex(data, len, hex);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(m, "files"), "rootfs.ext4");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(f, "sha256")->valuestring, hex);
+    ck_assert_int_eq((int)cJSON_GetObjectItemCaseSensitive(f, "size")->valuedouble, (int)len);
+
+    /* manifest.json on disk is the same document. */
+    char *dir = xstrdup(img->rootfs_path);
+    *strrchr(dir, '/') = '\0';
+    char *mpath = fs_join(dir, "manifest.json");
+    char *disk = itest_read(mpath, NULL);
+    ck_assert_str_eq(disk, img->manifest);
+    free(disk);
+    free(mpath);
+    free(dir);
+    free(data);
+    cJSON_Delete(m);
+    image_record_free(img);
+    free(rootfs);
+}
+END_TEST
+
+START_TEST(register_rejects_non_ext4)
+{
+    char *rootfs = itest_path(&t, "plain.img");
+    struct banger_error err = { 0 };
+    FILE *f = fopen(rootfs, "we");
+    fputs("not a filesystem\n", f);
+    fclose(f);
+    ck_assert_int_eq(do_register("x", rootfs, itest_elf_kernel(), &err), -EINVAL);
+    assert_msg_has(&err, "not an ext4 filesystem");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(rootfs);
+}
+END_TEST
+
+START_TEST(register_rejects_bzimage)
+{
+    char *bz = itest_find_bzimage();
+    if (!bz) {
+        fprintf(stderr, "SKIP register_rejects_bzimage: no /boot/vmlinuz-*\n");
+        return;
+    }
+    char *rootfs = itest_path(&t, "root.img");
+    struct banger_error err = { 0 };
+    itest_fake_rootfs(rootfs);
+    ck_assert_int_eq(do_register("x", rootfs, bz, &err), -EINVAL);
+    assert_msg_has(&err, "bzImage");
+    assert_msg_has(&err, "extract-vmlinux");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(rootfs);
+    free(bz);
+}
+END_TEST
+
+START_TEST(register_rejects_taken_name)
+{
+    char *rootfs = itest_path(&t, "root.img");
+    struct banger_error err = { 0 };
+    itest_fake_rootfs(rootfs);
+    ck_assert_int_eq(do_register("dup", rootfs, itest_elf_kernel(), &err), 0);
+    ck_assert_int_eq(do_register("dup", rootfs, itest_elf_kernel(), &err), -EEXIST);
+    assert_msg_has(&err, "an image named 'dup' already exists");
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+    free(rootfs);
+}
+END_TEST
+
+START_TEST(register_rejects_missing_file)
+{
+    char *rootfs = itest_path(&t, "root.img");
+    char *missing = itest_path(&t, "no-such-initrd");
+    struct banger_error err = { 0 };
+    itest_fake_rootfs(rootfs);
+    ck_assert_int_eq(do_register("x", missing, itest_elf_kernel(), &err), -ENOENT);
+    assert_msg_has(&err, "no-such-initrd");
+    struct images_register_params p = { .name = "x", .rootfs = rootfs,
+                                        .kernel = itest_elf_kernel(), .initrd = missing };
+    struct image_record *img = NULL;
+    ck_assert_int_eq(images_register(t.store, t.images_dir, &p, &img, &err), -ENOENT);
+    assert_msg_has(&err, "initrd");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(rootfs);
+    free(missing);
+}
+END_TEST
+
+START_TEST(delete_refused_while_vm_uses_image)
+{
+    char *rootfs = itest_path(&t, "root.img");
+    struct banger_error err = { 0 };
+    char eb[512] = "";
+    itest_fake_rootfs(rootfs);
+    ck_assert_int_eq(do_register("busy", rootfs, itest_elf_kernel(), &err), 0);
+    struct vm_request req = { .name = "vm1", .image = "busy", .vcpu = 1, .memory_mib = 128,
+                              .disk_size = 1 << 30 };
+    struct vm_record *vm = NULL;
+    ck_assert_msg(store_vm_reserve(t.store, &req, 0x0a000000, 24, &vm, eb, sizeof(eb)) == 0,
+                  "%s", eb);
+    ck_assert_int_lt(images_delete(t.store, t.images_dir, "busy", NULL, &err), 0);
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+    ck_assert_int_eq(store_vm_delete(t.store, vm->id, eb, sizeof(eb)), 0);
+    ck_assert_msg(images_delete(t.store, t.images_dir, "busy", NULL, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    vm_record_free(vm);
+    free(rootfs);
+}
+END_TEST
+
+/* ---- import ------------------------------------------------------------- */
+
+static int do_import(const char *name, const char *tar, struct banger_error *err)
+{
+    struct images_import_params p = { .name = name, .tar = tar, .kernel = itest_elf_kernel() };
+    struct image_record *img = NULL;
+    int r = images_import(t.store, t.images_dir, &p, &img, err);
+    image_record_free(img);
+    return r;
+}
+
+static void import_refused(const struct itest_entry *entries, size_t n, const char *needle)
+{
+    char *tar = itest_path(&t, "bad.tar");
+    struct banger_error err = { 0 };
+    itest_write_tar(tar, false, entries, n);
+    ck_assert_int_eq(do_import("bad", tar, &err), -EINVAL);
+    assert_msg_has(&err, needle);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(tar);
+}
+
+START_TEST(import_rejects_dotdot)
+{
+    const struct itest_entry e[] = { { "./etc", 'd', NULL, 0 },
+                                     { "../evil", 'f', "x", 0 } };
+    import_refused(e, 2, "tar entry '../evil' contains '..'");
+    char *evil = fs_join(t.images_dir, "../evil");
+    ck_assert_int_ne(access(evil, F_OK), 0);
+    free(evil);
+}
+END_TEST
+
+START_TEST(import_rejects_absolute)
+{
+    const struct itest_entry e[] = { { "/abs", 'f', "x", 0 } };
+    import_refused(e, 1, "tar entry '/abs' has an absolute path");
+}
+END_TEST
+
+START_TEST(import_rejects_device_node)
+{
+    const struct itest_entry e[] = { { "dev/", 'd', NULL, 0 }, { "dev/mem", 'c', NULL, 0 } };
+    import_refused(e, 2, "tar entry 'dev/mem' is a device node");
+}
+END_TEST
+
+START_TEST(import_rejects_escaping_hardlink)
+{
+    const struct itest_entry e[] = { { "etc/passwd", 'h', "../../etc/shadow", 0 } };
+    import_refused(e, 1, "tar entry 'etc/passwd' is a hard link");
+}
+END_TEST
+
+START_TEST(import_rejects_garbage)
+{
+    char *tar = itest_path(&t, "garbage.tar");
+    struct banger_error err = { 0 };
+    FILE *f = fopen(tar, "we");
+    fputs("this is not a tarball at all, not even close\n", f);
+    fclose(f);
+    ck_assert_int_lt(do_import("bad", tar, &err), 0);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(tar);
+}
+END_TEST
+
+static int run_tool(const char *const *argv, char **out)
+{
+    struct banger_run_opts opts = { .struct_size = sizeof(opts), .timeout_ms = 120000 };
+    struct banger_run_result res = { .struct_size = sizeof(res) };
+    struct banger_error err = { 0 };
+    int r = runner_run(argv, &opts, &res, &err);
+    if (r < 0)
+        fprintf(stderr, "%s\n", err.msg);
+    if (out)
+        *out = xstrdup(res.out ? res.out : "");
+    runner_result_clear(&res);
+    return r;
+}
+
+START_TEST(import_makes_checked_ext4_with_agent)
+{
+    char *tar = itest_path(&t, "root.tar.zst");
+    struct banger_error err = { 0 };
+    const struct itest_entry e[] = {
+        { "./", 'd', NULL, 0 },
+        { "./etc/", 'd', NULL, 0 },
+        { "./etc/hostname", 'f', "guest\n", 0 },
+        { "./etc/hostname.bak", 'h', "./etc/hostname", 0 },
+        { "./etc/localtime", 'l', "/usr/share/zoneinfo/UTC", 0 },
+        { "./etc/systemd/", 'd', NULL, 0 },
+        { "./etc/systemd/system/", 'd', NULL, 0 },
+        { "./usr/", 'd', NULL, 0 },
+        { "./usr/bin/", 'd', NULL, 0 },
+        { "./usr/bin/hello", 'f', "#!/bin/sh\necho hello\n", 0 },
+    };
+    itest_write_tar(tar, true, e, sizeof(e) / sizeof(e[0]));
+    struct images_import_params p = { .name = "imported", .tar = tar,
+                                      .kernel = itest_elf_kernel() };
+    struct image_record *img = NULL;
+    ck_assert_msg(images_import(t.store, t.images_dir, &p, &img, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+
+    struct stat sb;
+    ck_assert_int_eq(stat(img->rootfs_path, &sb), 0);
+    ck_assert_int_ge(sb.st_size, 1ll << 30);
+    /* Sparse: far fewer blocks than the size. */
+    ck_assert_int_lt((long long)sb.st_blocks * 512, sb.st_size / 4);
+
+    const char *fsck[] = { "e2fsck", "-fn", img->rootfs_path, NULL };
+    ck_assert_int_eq(run_tool(fsck, NULL), 0);
+    static const char *const wanted[] = {
+        "stat /usr/local/sbin/banger-vsock-agent",
+        "stat /etc/systemd/system/banger-vsock-agent.service",
+        "stat /etc/systemd/system/sysinit.target.wants/banger-vsock-agent.service",
+        "stat /etc/systemd/system/multi-user.target.wants/banger-boot-ok.service",
+        "stat /usr/local/sbin/banger-net",
+        "stat /usr/bin/hello",
+    };
+    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+        char *out = NULL;
+        const char *dbg[] = { "debugfs", "-R", wanted[i], img->rootfs_path, NULL };
+        ck_assert_int_eq(run_tool(dbg, &out), 0);
+        ck_assert_msg(strstr(out, "Inode:"), "%s: %s", wanted[i], out);
+        free(out);
+    }
+    char *out = NULL;
+    const char *cat[] = { "debugfs", "-R", "cat /etc/hostname", img->rootfs_path, NULL };
+    ck_assert_int_eq(run_tool(cat, &out), 0);
+    ck_assert_str_eq(out, "guest\n");
+    free(out);
+    const char *mode[] = { "debugfs", "-R", "stat /usr/local/sbin/banger-vsock-agent",
+                           img->rootfs_path, NULL };
+    ck_assert_int_eq(run_tool(mode, &out), 0);
+    ck_assert_msg(strstr(out, "Mode:  0755"), "%s", out);
+    free(out);
+    image_record_free(img);
+    free(tar);
+}
+END_TEST
+
+/* ---- pull --------------------------------------------------------------- */
+
+static int do_pull(const char *source, const char *name, const char *sha, struct banger_error *err,
+                   char **id)
+{
+    struct images_pull_params p = { .source = source, .name = name, .sha256 = sha };
+    struct image_record *img = NULL;
+    int r = images_pull(t.store, t.images_dir, &p, &img, err);
+    if (r == 0 && id)
+        *id = xstrdup(img->id);
+    image_record_free(img);
+    return r;
+}
+
+START_TEST(pull_local_bundle)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "from-bundle", false);
+    size_t len;
+    char *data = itest_read(bundle, &len), hex[65];
+    itest_sha256_hex(data, len, hex);
+    ck_assert_msg(do_pull(bundle, NULL, hex, &err, NULL) == 0, "%s", err.msg);
+    struct image_record *img = NULL;
+    char eb[512];
+    ck_assert_int_eq(store_image_get_by_name(t.store, "from-bundle", &img, eb, sizeof(eb)), 0);
+    ck_assert_ptr_nonnull(strstr(img->manifest, ITEST_KERNEL_VERSION));
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+    image_record_free(img);
+    free(data);
+    free(bundle);
+}
+END_TEST
+
+START_TEST(pull_wrong_bundle_sha256_leaves_nothing)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "x", false);
+    ck_assert_int_eq(do_pull(bundle, NULL, "00000000000000000000000000000000"
+                                           "00000000000000000000000000000000", &err, NULL),
+                     -EBADMSG);
+    assert_msg_has(&err, "does not match");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+END_TEST
+
+START_TEST(pull_wrong_member_sha256_leaves_nothing)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "x", true);
+    ck_assert_int_eq(do_pull(bundle, NULL, NULL, &err, NULL), -EBADMSG);
+    assert_msg_has(&err, "rootfs.ext4: sha256");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+END_TEST
+
+START_TEST(pull_rejects_unexpected_members)
+{
+    char *bundle = itest_path(&t, "b.tar");
+    struct banger_error err = { 0 };
+    const struct itest_entry dotdot[] = { { "../rootfs.ext4", 'f', "x", 0 } };
+    itest_write_tar(bundle, false, dotdot, 1);
+    ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
+    assert_msg_has(&err, "bundle member '../rootfs.ext4' is not one of");
+    const struct itest_entry extra[] = { { "rootfs.ext4", 'f', "x", 0 },
+                                         { "etc/passwd", 'f', "x", 0 } };
+    itest_write_tar(bundle, false, extra, 2);
+    ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
+    assert_msg_has(&err, "'etc/passwd'");
+    const struct itest_entry link[] = { { "vmlinux", 'l', "/etc/shadow", 0 } };
+    itest_write_tar(bundle, false, link, 1);
+    ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
+    assert_msg_has(&err, "not a regular file");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+END_TEST
+
+START_TEST(pull_over_http)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    struct itest_http h = { 0 };
+    itest_write_bundle(bundle, "web", false);
+    itest_http_start(&h, bundle);
+    char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
+    ck_assert_msg(do_pull(url, "web-image", NULL, &err, NULL) == 0, "%s", err.msg);
+    itest_http_stop(&h);
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+    free(url);
+    free(bundle);
+}
+END_TEST
+
+START_TEST(pull_truncated_download_leaves_nothing)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    struct itest_http h = { .truncate = true };
+    itest_write_bundle(bundle, "web", false);
+    itest_http_start(&h, bundle);
+    char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
+    ck_assert_int_lt(do_pull(url, NULL, NULL, &err, NULL), 0);
+    assert_msg_has(&err, "download");
+    itest_http_stop(&h);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(url);
+    free(bundle);
+}
+END_TEST
+
+struct pull_thread {
+    pthread_t thread;
+    const char *url;
+    int r;
+    char *id;
+    struct banger_error err;
+};
+
+static void *pull_thread_main(void *arg)
+{
+    struct pull_thread *pt = arg;
+    pt->r = do_pull(pt->url, "merged", NULL, &pt->err, &pt->id);
+    return NULL;
+}
+
+START_TEST(pull_same_name_twice_merges)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct itest_http h = { .wait_key = "merged" };
+    itest_write_bundle(bundle, "web", false);
+    itest_http_start(&h, bundle);
+    char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
+    /* The server accepts one connection: the second pull must not connect. */
+    struct pull_thread a = { .url = url }, b = { .url = url };
+    ck_assert_int_eq(pthread_create(&a.thread, NULL, pull_thread_main, &a), 0);
+    ck_assert_int_eq(pthread_create(&b.thread, NULL, pull_thread_main, &b), 0);
+    pthread_join(a.thread, NULL);
+    pthread_join(b.thread, NULL);
+    itest_http_stop(&h);
+    ck_assert_msg(a.r == 0, "%s", a.err.msg);
+    ck_assert_msg(b.r == 0, "%s", b.err.msg);
+    ck_assert_str_eq(a.id, b.id);
+    ck_assert_int_eq(itest_count_images_dir(&t), 1);
+    free(a.id);
+    free(b.id);
+    free(url);
+    free(bundle);
+}
+END_TEST
+
+static Suite *images_suite(void)
+{
+    Suite *s = suite_create("images");
+    TCase *tc = tcase_create("register");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, register_writes_sha256_and_kernel_version);
+    tcase_add_test(tc, register_rejects_non_ext4);
+    tcase_add_test(tc, register_rejects_bzimage);
+    tcase_add_test(tc, register_rejects_taken_name);
+    tcase_add_test(tc, register_rejects_missing_file);
+    tcase_add_test(tc, delete_refused_while_vm_uses_image);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("import");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, import_rejects_dotdot);
+    tcase_add_test(tc, import_rejects_absolute);
+    tcase_add_test(tc, import_rejects_device_node);
+    tcase_add_test(tc, import_rejects_escaping_hardlink);
+    tcase_add_test(tc, import_rejects_garbage);
+    tcase_add_test(tc, import_makes_checked_ext4_with_agent);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("pull");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, pull_local_bundle);
+    tcase_add_test(tc, pull_wrong_bundle_sha256_leaves_nothing);
+    tcase_add_test(tc, pull_wrong_member_sha256_leaves_nothing);
+    tcase_add_test(tc, pull_rejects_unexpected_members);
+    tcase_add_test(tc, pull_over_http);
+    tcase_add_test(tc, pull_truncated_download_leaves_nothing);
+    tcase_add_test(tc, pull_same_name_twice_merges);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    /* The built agent and the guest files of this tree, not installed ones. */
+    setenv("BANGER_AGENT_PATH", AGENT_BUILD_PATH, 0);
+    setenv("BANGER_GUEST_DIR", GUEST_SRC_DIR, 0);
+    SRunner *sr = srunner_create(images_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
