@@ -24,6 +24,7 @@ static const char vm_usage[] =
     "  show NAME\n"
     "  logs [-f] NAME\n"
     "  set NAME [--vcpu C] [--memory MiB]\n"
+    "  ping|health|ports [--timeout MS] NAME...\n"
     "\n"
     "Run 'banger vm COMMAND --help' for details.\n";
 

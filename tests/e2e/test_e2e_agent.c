@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,15 +28,6 @@
 #define AGENT_PORT "10789"
 #define FAST_READY "vsock = { ready_timeout_ms = 3000; };\n"
 
-/* Temp trees of every test, in memory shared with the runner process: a
- * failed assertion ends the test process at once (no teardown), so the
- * runner sweeps what was left when the suite is done. */
-struct ledger {
-    int n;
-    char dirs[32][128];
-};
-
-static struct ledger *ledger;
 static struct e2e t;
 static char *agent_sock;
 static pid_t agent_pid;
@@ -96,8 +86,6 @@ static void start_tree(bool plugins, const char *extra_config)
     static const char *const none[] = { NULL };
 
     e2e_setup_plugins(&t, plugins ? vsock : none, extra_config, NULL);
-    if (ledger && ledger->n < 32)
-        snprintf(ledger->dirs[ledger->n++], sizeof(ledger->dirs[0]), "%s", t.dir);
     /* Outside runtime_dir: e2e_live_vmms counts only the doubles. */
     ck_assert_int_ge(asprintf(&agent_sock, "%s/agent.sock", t.dir), 0);
     char *map = NULL;
@@ -432,7 +420,8 @@ START_TEST(cli_health_and_ports_show_real_data)
     ck_assert_msg(strstr(err, "no VM named 'nosuch'"), "stderr: %s", err);
     free(out);
     free(err);
-    rc = e2e_cli(&t, &out, &err, (const char *const[]){ "--json", "vm", "ping", "web", "web", NULL });
+    rc = e2e_cli(&t, &out, &err,
+                 (const char *const[]){ "--json", "vm", "ping", "web", "web", NULL });
     ck_assert_int_eq(rc, 0);
     j = cJSON_Parse(out);
     ck_assert_msg(cJSON_IsArray(j) && cJSON_GetArraySize(j) == 2, "ping --json: %s", out);
@@ -445,7 +434,8 @@ START_TEST(cli_health_and_ports_show_real_data)
     ck_assert_int_eq(rc, 2);
     ck_assert_msg(strstr(err, "no VM named"), "stderr: %s", err);
     free(err);
-    rc = e2e_cli(&t, NULL, &err, (const char *const[]){ "vm", "ping", "--timeout", "0", "web", NULL });
+    rc = e2e_cli(&t, NULL, &err,
+                 (const char *const[]){ "vm", "ping", "--timeout", "0", "web", NULL });
     ck_assert_int_eq(rc, 2);
     free(err);
 }
@@ -473,6 +463,19 @@ START_TEST(precise_errors)
     expect_error(agent_rpc("web", "health"), "failed",
                  "VM 'web': agent not answering on vsock port " AGENT_PORT);
 
+    /* Something accepts in the "guest" but never answers: bounded. */
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int mute = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(mute, 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", agent_sock);
+    unlink(agent_sock);
+    ck_assert_int_eq(bind(mute, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(mute, 8), 0);
+    expect_error(e2e_rpc(&t, "vm.agent", "{\"vm\":\"web\",\"op\":\"ping\",\"timeout_ms\":300}"),
+                 "failed", "guest agent did not answer 'ping' within 300 ms");
+    close(mute);
+    unlink(agent_sock);
+
     /* The socket file is gone. */
     char *id = vm_id("web");
     char *uds = NULL;
@@ -498,33 +501,8 @@ START_TEST(without_vsock_capability_there_is_no_channel)
 }
 END_TEST
 
-/* ---- runner --------------------------------------------------------------- */
-
-/* After the suite: stop whatever a failed test left (its daemon died with
- * it; doubles and the tree may remain). */
-static void sweep(void)
-{
-    for (int i = 0; ledger && i < ledger->n; i++) {
-        struct stat st;
-        struct e2e left = { 0 };
-
-        if (stat(ledger->dirs[i], &st) < 0)
-            continue;
-        left.dir = strdup(ledger->dirs[i]);
-        if (asprintf(&left.runtime_dir, "%s/run", left.dir) < 0)
-            left.runtime_dir = NULL;
-        if (!left.dir || !left.runtime_dir)
-            continue;
-        fprintf(stderr, "cleaning up after a failed test: %s\n", left.dir);
-        e2e_teardown(&left);
-    }
-}
-
 int main(void)
 {
-    ledger = mmap(NULL, sizeof(*ledger), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (ledger == MAP_FAILED)
-        ledger = NULL;
     Suite *s = suite_create("e2e-agent");
     TCase *tc = tcase_create("agent");
     tcase_set_timeout(tc, 60);
@@ -537,9 +515,12 @@ int main(void)
     tcase_add_test(tc, without_vsock_capability_there_is_no_channel);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    /* A failed test skips its teardown; this kills what it left, agents
+     * included (their socket path names the run's base dir). */
+    e2e_run_begin();
     srunner_run_all(sr, CK_NORMAL);
+    e2e_run_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    sweep();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
