@@ -4,6 +4,7 @@
 
 #include "daemon/check.h"
 #include "daemon/daemon.h"
+#include "guest/guest.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -42,6 +43,7 @@ static int daemon_dirs(const struct bg_config *cfg, struct banger_error *err)
 int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
 {
     struct bangerd d = { .cfg = cfg, .started = time(NULL) };
+    struct guest_launch guest_launch = { 0 }; /* core/guest: key into the work disk */
     char eb[512] = "";
     int r;
 
@@ -60,6 +62,11 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     r = daemon_dirs(cfg, err);
     if (r < 0)
         return r;
+    /* core/guest: banger's ssh identity; without it only ssh access is lost. */
+    if (guest_ssh_setup(cfg->state_dir, err) < 0) {
+        bg_log(BANGER_LOG_ERROR, NULL, "ssh identity: %s", bg_error_text(err));
+        bg_error_clear(err);
+    }
     d.images_dir = fs_join(cfg->state_dir, "images");
     d.socket_path = fs_join(cfg->runtime_dir, "bangerd.sock");
 
@@ -83,6 +90,8 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     };
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);
+    /* core/guest: write the public key into the work disk just before launch. */
+    guest_launch_wrap(&guest_launch, cfg->state_dir, &vmm.launch);
     r = vmsvc_new(cfg, d.store, d.plugins, &vmm, &d.vms, err);
     if (r < 0)
         goto done;
@@ -111,6 +120,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
 done:
     rpc_server_stop(d.rpc);
     vmsvc_free(d.vms);
+    guest_launch_done(&guest_launch);
     plugins_unload(d.plugins);
     store_close(d.store);
     free(d.images_dir);

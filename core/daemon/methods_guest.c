@@ -1,10 +1,119 @@
+/* RPC methods for reaching guests over ssh: vm.ssh_info.
+ *
+ * The CLI runs ssh as the calling user, so the daemon hands out banger's
+ * private key to socket peers: membership of the socket group already
+ * grants root inside every banger VM (create, start, stop, delete), and the
+ * key grants nothing beyond that. Host keys stay under the daemon's
+ * control: it scans the guest, pins the key on first contact and refuses a
+ * changed one, and gives the CLI a known_hosts to use with
+ * StrictHostKeyChecking=yes. */
 #include "config.h"
 
 #include "daemon/daemon.h"
+#include "guest/guest.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GUEST_FILE_MAX (4 * 1024 * 1024)
+
+static int guest_add_file(struct rpc_call *call, const char *key, const char *path, bool optional)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r = fs_read_all(path, GUEST_FILE_MAX, &text, &len, &call->err);
+    if (r == -ENOENT && optional) {
+        bg_error_clear(&call->err);
+        cJSON_AddStringToObject(call->result, key, "");
+        return 0;
+    }
+    if (r < 0) {
+        if (r == -ENOENT)
+            bg_fail(&call->err, r, "banger's ssh key %s is missing (see the daemon log)", path);
+        return r;
+    }
+    cJSON_AddStringToObject(call->result, key, text);
+    free(text);
+    return 0;
+}
+
+static int method_vm_ssh_info(struct bangerd *d, struct rpc_call *call)
+{
+    static const char *const keys[] = { "vm", NULL };
+    const char *ref = NULL;
+    const char *state_dir = d->cfg->state_dir;
+    struct vm_record *rec = NULL;
+    char *host_key = NULL;
+    char *key_path = guest_ssh_key_path(state_dir);
+    char *hosts_path = guest_known_hosts_path(state_dir);
+    bool pinned_now = false;
+    int r = rpc_params_check(call, keys);
+    if (r == 0 && (r = rpc_param_string(call, "vm", false, &ref)) == -ENOENT)
+        r = 0;
+    if (r < 0)
+        goto cleanup;
+    if (ref) {
+        r = vmsvc_show(d->vms, ref, &rec, NULL, &call->err);
+        if (r < 0)
+            goto cleanup;
+        if (rec->state != VM_STATE_RUNNING) {
+            r = bg_fail(&call->err, -EINVAL, "VM '%s' is %s, not running (banger vm start %s)",
+                        rec->name, vm_state_name(rec->state), rec->name);
+            goto cleanup;
+        }
+        r = guest_host_scan(rec->ip, &host_key, &call->err);
+        if (r == 0)
+            r = guest_host_pin(state_dir, rec->name, rec->ip, host_key, &pinned_now, &call->err);
+        if (r < 0) {
+            if (r == -EAGAIN)
+                bg_fail(&call->err, r, "ssh on VM '%s' (%s) is not answering yet", rec->name,
+                        rec->ip);
+            goto cleanup;
+        }
+        if (pinned_now)
+            bg_log(BANGER_LOG_INFO, rec->id, "pinned the ssh host key of '%s' (%s)", rec->name,
+                   rec->ip);
+    }
+    call->result = cJSON_CreateObject();
+    r = guest_add_file(call, "private_key", key_path, false);
+    if (r == 0) {
+        char *pub = xasprintf("%s.pub", key_path);
+        r = guest_add_file(call, "public_key", pub, false);
+        free(pub);
+    }
+    if (r == 0)
+        r = guest_add_file(call, "known_hosts", hosts_path, true);
+    if (r < 0)
+        goto cleanup;
+    cJSON_AddStringToObject(call->result, "user", GUEST_SSH_USER);
+    if (rec) {
+        char *alias = xasprintf("%s.vm", rec->name);
+        cJSON_AddStringToObject(call->result, "name", rec->name);
+        cJSON_AddStringToObject(call->result, "ip", rec->ip);
+        cJSON_AddStringToObject(call->result, "host", alias);
+        cJSON_AddStringToObject(call->result, "host_key", host_key);
+        cJSON_AddBoolToObject(call->result, "pinned_now", pinned_now);
+        free(alias);
+    }
+cleanup:
+    if (r < 0 && call->result) {
+        cJSON_Delete(call->result);
+        call->result = NULL;
+    }
+    vm_record_free(rec);
+    free(host_key);
+    free(key_path);
+    free(hosts_path);
+    return r;
+}
 
 int bangerd_handle_guest(struct bangerd *d, struct rpc_call *call)
 {
-    (void)d;
-    (void)call;
+    if (strcmp(call->method, "vm.ssh_info") == 0)
+        return method_vm_ssh_info(d, call);
     return BANGERD_NOT_MINE;
 }

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "guest/guest.h"
 #include "store/cidr.h"
 #include "store/names.h"
 #include "util/fs.h"
@@ -413,8 +414,13 @@ int vmsvc_delete(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress,
         if (r < 0)
             bg_fail(err, r, "%s", eb);
     }
-    if (r == 0)
+    if (r == 0) {
+        /* core/guest: the VM's pinned host key goes with it (IP and name are reused). */
+        struct banger_error ke = { 0 };
+        if (guest_host_forget(svc->cfg->state_dir, rec->name, rec->ip, &ke) < 0)
+            bg_log(BANGER_LOG_WARNING, rec->id, "known_hosts: %s", bg_error_text(&ke));
         bg_log(BANGER_LOG_INFO, rec->id, "deleted VM '%s'", rec->name);
+    }
 done:
     bg_vm_free(vm);
     if (r == 0 && deleted) {

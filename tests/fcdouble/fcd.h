@@ -161,6 +161,9 @@ int fcd_vsock_create(const char *uds_path, uint32_t guest_cid, struct fcd_vsock 
 		     char *msg, size_t msg_len);
 struct fcd_vsock *fcd_vsock_destroy(struct fcd_vsock *vsock);
 
+/* fcd_guest.c: the stand-in guest (FC_DOUBLE_STANDIN=1) */
+void fcd_guest_observe(const char *method, const char *resource, const cJSON *body);
+
 /* fcd_util.c */
 void fcd_sleep_ms(long ms);
 int fcd_write_all(int fd, const void *buf, size_t len);

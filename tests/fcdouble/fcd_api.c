@@ -545,6 +545,9 @@ void fcd_api_handle(const char *method, const char *path, const char *body, size
 	} else if (!fcd_api_route(method, resource, id, json, resp)) {
 		fcd_response_fault(resp, "Invalid request method and/or path: %s %s.", method,
 				   path);
+	} else if (resp->status == 204) {
+		/* Stand-in guest for tests (fcd_guest.c; only with FC_DOUBLE_STANDIN=1). */
+		fcd_guest_observe(method, resource, json);
 	}
 	if (fcd_vm.logger_fd >= 0)
 		dprintf(fcd_vm.logger_fd, "[%s:fc_api] The API server received a %s request on "

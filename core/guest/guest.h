@@ -1,0 +1,62 @@
+/* Guest access: banger's own ssh identity (state_dir/ssh/id_ed25519), the
+ * host keys of guests pinned on first contact (state_dir/ssh/known_hosts),
+ * and the public key written into each VM's work disk before it boots. */
+#ifndef BANGER_GUEST_H
+#define BANGER_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/engine.h"
+#include "host/vm.h"
+#include "util/error.h"
+
+#define GUEST_SSH_USER "root"
+/* The drive (contributed by the storage plugin) mounted at /root in the guest. */
+#define GUEST_WORK_DRIVE_ID "work"
+
+/* Create state_dir/ssh (0700) and generate the ed25519 key pair there when
+ * it is missing (ssh-keygen through the runner). */
+int guest_ssh_setup(const char *state_dir, struct banger_error *err);
+
+/* malloc'd paths below state_dir/ssh. */
+char *guest_ssh_key_path(const char *state_dir);
+char *guest_known_hosts_path(const char *state_dir);
+
+/* Write `pubkey` as /.ssh/authorized_keys (0600, dir 0700, owner root) in the
+ * ext4 image `disk` without mounting it (debugfs -w), then read it back.
+ * The work disk's root is the guest's /root. `scratch_dir` holds a
+ * temporary copy of the key for debugfs. */
+int guest_inject_key(const char *disk, const char *pubkey, const char *scratch_dir,
+                     struct banger_error *err);
+
+/* Wraps a launch step: before the original launch, the public key goes
+ * into the VM's "work" drive (when the VM has one). */
+struct guest_launch {
+    struct engine_launch_ops inner;
+    char *state_dir;
+};
+void guest_launch_wrap(struct guest_launch *gl, const char *state_dir,
+                       struct engine_launch_ops *ops);
+void guest_launch_done(struct guest_launch *gl);
+
+/* ---- known_hosts (guest_hosts.c) ---------------------------------------- */
+
+/* Ask the guest at `ip` for its ed25519 host key (ssh-keyscan, bounded).
+ * -EAGAIN when nothing answers yet. *key is "ssh-ed25519 AAAA...". */
+int guest_host_scan(const char *ip, char **key, struct banger_error *err);
+
+/* Trust on first use: when no key is pinned for `ip` / `<name>.vm`, pin
+ * `key` (*pinned_now = true); when a different key is pinned, fail with
+ * -EKEYREJECTED ("host key changed"). */
+int guest_host_pin(const char *state_dir, const char *name, const char *ip, const char *key,
+                   bool *pinned_now, struct banger_error *err);
+
+/* Drop every entry naming `ip` or `<name>.vm` (VM deleted). Missing file is fine. */
+int guest_host_forget(const char *state_dir, const char *name, const char *ip,
+                      struct banger_error *err);
+
+/* Does the known_hosts line's host field (comma-separated) name `host`? */
+bool guest_hosts_line_names(const char *line, const char *host);
+
+#endif

@@ -1,0 +1,138 @@
+/* banger's ssh identity and the launch wrapper that hands its public key to
+ * each guest through the work disk. */
+#include "config.h"
+
+#include "guest/guest.h"
+#include "runner/runner.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GUEST_KEY_MAX (64 * 1024)
+
+char *guest_ssh_key_path(const char *state_dir)
+{
+    return xasprintf("%s/ssh/id_ed25519", state_dir);
+}
+
+char *guest_known_hosts_path(const char *state_dir)
+{
+    return xasprintf("%s/ssh/known_hosts", state_dir);
+}
+
+int guest_ssh_setup(const char *state_dir, struct banger_error *err)
+{
+    char *dir = fs_join(state_dir, "ssh");
+    char *key = guest_ssh_key_path(state_dir);
+    char *pub = xasprintf("%s.pub", key);
+    struct stat st;
+    int r = fs_ensure_private_dir(dir, 0700, err);
+    if (r < 0)
+        goto cleanup;
+    if (stat(key, &st) == 0 && stat(pub, &st) == 0)
+        goto cleanup;
+    /* Half a pair (a crash between the two files) is regenerated whole. */
+    unlink(key);
+    unlink(pub);
+    const char *const argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger",
+                                 "-f", key, NULL };
+    struct banger_run_opts opts = { .struct_size = sizeof(opts), .timeout_ms = 30000 };
+    r = runner_run(argv, &opts, NULL, err);
+    if (r < 0) {
+        bg_error_prefix(err, "generating banger's ssh key %s", key);
+        goto cleanup;
+    }
+    bg_log(BANGER_LOG_INFO, NULL, "generated banger's ssh key %s", key);
+cleanup:
+    free(dir);
+    free(key);
+    free(pub);
+    return r;
+}
+
+/* The public key text, one line. */
+static int guest_read_pubkey(const char *state_dir, char **out, struct banger_error *err)
+{
+    char *key = guest_ssh_key_path(state_dir);
+    char *pub = xasprintf("%s.pub", key);
+    size_t len = 0;
+    int r = fs_read_all(pub, GUEST_KEY_MAX, out, &len, err);
+    if (r == 0 && (len == 0 || strncmp(*out, "ssh-", 4) != 0)) {
+        free(*out);
+        *out = NULL;
+        r = bg_fail(err, -EINVAL, "%s is not an ssh public key", pub);
+    }
+    free(key);
+    free(pub);
+    return r;
+}
+
+static const struct banger_drive *guest_work_drive(const struct banger_vm *vm)
+{
+    for (size_t i = 0; i < vm->contrib.n_drives; i++) {
+        const struct banger_drive *d = &vm->contrib.drives[i];
+        if (d->drive_id && strcmp(d->drive_id, GUEST_WORK_DRIVE_ID) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static int guest_launch_launch(void *ctx, struct banger_vm *vm, struct banger_error *err)
+{
+    struct guest_launch *gl = ctx;
+    const struct banger_drive *work = guest_work_drive(vm);
+    if (!work || !work->path_on_host || work->is_read_only) {
+        bg_log(BANGER_LOG_DEBUG, vm->info.id,
+               "no writable work disk: banger's ssh key is not given to this guest");
+    } else {
+        char *pubkey = NULL;
+        int r = guest_read_pubkey(gl->state_dir, &pubkey, err);
+        if (r == 0)
+            r = guest_inject_key(work->path_on_host, pubkey, vm->info.runtime_dir, err);
+        free(pubkey);
+        if (r < 0) {
+            bg_error_prefix(err, "ssh key into the work disk");
+            return r;
+        }
+    }
+    return gl->inner.launch(gl->inner.ctx, vm, err);
+}
+
+static int guest_launch_undo(void *ctx, struct banger_vm *vm, struct banger_error *err)
+{
+    struct guest_launch *gl = ctx;
+    return gl->inner.undo ? gl->inner.undo(gl->inner.ctx, vm, err) : 0;
+}
+
+static int guest_launch_stop(void *ctx, struct banger_vm *vm, struct banger_error *err)
+{
+    struct guest_launch *gl = ctx;
+    return gl->inner.stop ? gl->inner.stop(gl->inner.ctx, vm, err) : 0;
+}
+
+void guest_launch_wrap(struct guest_launch *gl, const char *state_dir,
+                       struct engine_launch_ops *ops)
+{
+    gl->inner = *ops;
+    gl->state_dir = xstrdup(state_dir);
+    *ops = (struct engine_launch_ops){
+        .ctx = gl,
+        .launch = guest_launch_launch,
+        .undo = guest_launch_undo,
+        .stop = guest_launch_stop,
+    };
+}
+
+void guest_launch_done(struct guest_launch *gl)
+{
+    if (!gl)
+        return;
+    free(gl->state_dir);
+    gl->state_dir = NULL;
+}

@@ -1,0 +1,173 @@
+/* core/guest without a daemon: known_hosts pinning and the key written into
+ * an ext4 image. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guest/guest.h"
+#include "runner/runner.h"
+#include "util/fs.h"
+
+static char tmp[64];
+
+static void units_setup(void)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/bgguest-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    char *ssh = fs_join(tmp, "ssh");
+    ck_assert_int_eq(mkdir(ssh, 0700), 0);
+    free(ssh);
+}
+
+static void units_teardown(void)
+{
+    struct banger_error err = { 0 };
+    fs_remove_tree(tmp, &err);
+}
+
+static char *units_hosts(void)
+{
+    char *path = guest_known_hosts_path(tmp);
+    char *text = NULL;
+    size_t len = 0;
+    struct banger_error err = { 0 };
+    if (fs_read_all(path, 1 << 20, &text, &len, &err) < 0)
+        text = strdup("");
+    free(path);
+    return text;
+}
+
+START_TEST(test_line_names)
+{
+    ck_assert(guest_hosts_line_names("172.29.0.2,web.vm ssh-ed25519 AAA", "172.29.0.2"));
+    ck_assert(guest_hosts_line_names("172.29.0.2,web.vm ssh-ed25519 AAA", "web.vm"));
+    ck_assert(!guest_hosts_line_names("172.29.0.2,web.vm ssh-ed25519 AAA", "172.29.0.20"));
+    ck_assert(!guest_hosts_line_names("172.29.0.2,web.vm ssh-ed25519 AAA", "we"));
+    ck_assert(!guest_hosts_line_names("# 172.29.0.2 comment", "172.29.0.2"));
+    ck_assert(!guest_hosts_line_names("172.29.0.3 ssh-ed25519 web.vm", "web.vm"));
+}
+END_TEST
+
+START_TEST(test_pin_change_forget)
+{
+    struct banger_error err = { 0 };
+    bool now = false;
+
+    ck_assert_int_eq(guest_host_pin(tmp, "web", "172.29.0.2", "ssh-ed25519 AAAA1", &now, &err), 0);
+    ck_assert(now);
+    ck_assert_int_eq(guest_host_pin(tmp, "db", "172.29.0.3", "ssh-ed25519 BBBB1", &now, &err), 0);
+    /* Same key again: accepted, nothing new pinned. */
+    ck_assert_int_eq(guest_host_pin(tmp, "web", "172.29.0.2", "ssh-ed25519 AAAA1", &now, &err), 0);
+    ck_assert(!now);
+    /* A different key for the same VM is refused. */
+    ck_assert_int_eq(guest_host_pin(tmp, "web", "172.29.0.2", "ssh-ed25519 ZZZZ", &now, &err),
+                     -EKEYREJECTED);
+    ck_assert_ptr_nonnull(strstr(err.msg, "host key changed"));
+    char *text = units_hosts();
+    ck_assert_str_eq(text, "172.29.0.2,web.vm ssh-ed25519 AAAA1\n"
+                           "172.29.0.3,db.vm ssh-ed25519 BBBB1\n");
+    free(text);
+    struct stat st;
+    char *path = guest_known_hosts_path(tmp);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    free(path);
+    /* Deleting web drops only its entry; the IP can then get a new key. */
+    ck_assert_int_eq(guest_host_forget(tmp, "web", "172.29.0.2", &err), 0);
+    text = units_hosts();
+    ck_assert_str_eq(text, "172.29.0.3,db.vm ssh-ed25519 BBBB1\n");
+    free(text);
+    ck_assert_int_eq(guest_host_pin(tmp, "new", "172.29.0.2", "ssh-ed25519 CCCC", &now, &err), 0);
+    ck_assert(now);
+    /* Forgetting something unknown, or with no file, is fine. */
+    ck_assert_int_eq(guest_host_forget(tmp, "nothing", "10.0.0.9", &err), 0);
+}
+END_TEST
+
+static char *units_debugfs(const char *disk, const char *request)
+{
+    struct banger_run_result res = { .struct_size = sizeof(res) };
+    struct banger_error err = { 0 };
+    const char *const argv[] = { "debugfs", "-R", request, disk, NULL };
+    ck_assert_int_eq(runner_run(argv, NULL, &res, &err), 0);
+    char *out = strdup(res.out ? res.out : "");
+    runner_result_clear(&res);
+    return out;
+}
+
+START_TEST(test_setup_and_inject)
+{
+    struct banger_error err = { 0 };
+    /* The identity is made once and then kept. */
+    ck_assert_msg(guest_ssh_setup(tmp, &err) == 0, "%s", err.msg);
+    char *key = guest_ssh_key_path(tmp);
+    struct stat st1, st2;
+    ck_assert_int_eq(stat(key, &st1), 0);
+    ck_assert_int_eq(st1.st_mode & 0777, 0600);
+    ck_assert_int_eq(guest_ssh_setup(tmp, &err), 0);
+    ck_assert_int_eq(stat(key, &st2), 0);
+    ck_assert_int_eq(st1.st_ino, st2.st_ino);
+    free(key);
+
+    char *disk = fs_join(tmp, "work.ext4");
+    int fd = open(disk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+    const char *const mkfs[] = { "mkfs.ext4", "-q", "-F", disk, NULL };
+    ck_assert_msg(runner_run(mkfs, NULL, NULL, &err) == 0, "%s", err.msg);
+    /* Twice: the second boot replaces the file. */
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAold banger\n", tmp, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAnew banger\n", tmp, &err) == 0, "%s",
+                  err.msg);
+    char *text = units_debugfs(disk, "cat /.ssh/authorized_keys");
+    ck_assert_str_eq(text, "ssh-ed25519 AAAAnew banger\n");
+    free(text);
+    text = units_debugfs(disk, "stat /.ssh");
+    ck_assert_ptr_nonnull(strstr(text, "Type: directory"));
+    ck_assert_ptr_nonnull(strstr(text, "Mode:  0700"));
+    ck_assert_ptr_nonnull(strstr(text, "User:     0   Group:     0"));
+    free(text);
+    text = units_debugfs(disk, "stat /.ssh/authorized_keys");
+    ck_assert_ptr_nonnull(strstr(text, "Type: regular"));
+    ck_assert_ptr_nonnull(strstr(text, "Mode:  0600"));
+    ck_assert_ptr_nonnull(strstr(text, "User:     0   Group:     0"));
+    free(text);
+    /* The file system stays clean (lesson: modes carry the type bits). */
+    const char *const fsck[] = { "e2fsck", "-fn", disk, NULL };
+    ck_assert_msg(runner_run(fsck, NULL, NULL, &err) == 0, "%s", err.msg);
+    /* The scratch copy of the key is gone. */
+    char *scratch = fs_join(tmp, "authorized_keys.tmp");
+    ck_assert_int_ne(access(scratch, F_OK), 0);
+    free(scratch);
+    /* Not an ext4 image: a clear failure. */
+    ck_assert_int_lt(guest_inject_key(tmp, "ssh-ed25519 AAAA\n", tmp, &err), 0);
+    free(disk);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("guest-units");
+    TCase *tc = tcase_create("units");
+    tcase_add_checked_fixture(tc, units_setup, units_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_line_names);
+    tcase_add_test(tc, test_pin_change_forget);
+    tcase_add_test(tc, test_setup_and_inject);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
