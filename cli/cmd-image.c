@@ -21,6 +21,7 @@ static const char image_usage[] =
     "  register --name N --rootfs FILE --kernel FILE [--initrd FILE]\n"
     "  import --name N --from-tar FILE --kernel FILE [--initrd FILE]\n"
     "  pull SOURCE [--name N] [--sha256 HEX]\n"
+    "  build-default [--name N] [--mirror URL]\n"
     "  list (ls)\n"
     "  show NAME\n"
     "  delete NAME...\n";

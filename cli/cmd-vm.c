@@ -25,6 +25,7 @@ static const char vm_usage[] =
     "  logs [-f] NAME\n"
     "  set NAME [--vcpu C] [--memory MiB]\n"
     "  ping|health|ports [--timeout MS] NAME...\n"
+    "  ssh NAME | exec NAME -- CMD... | run [PATH] [-- CMD...]\n"
     "\n"
     "Run 'banger vm COMMAND --help' for details.\n";
 

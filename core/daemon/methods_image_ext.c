@@ -1,7 +1,9 @@
-/* image.import and image.pull: images from a tarball or a bundle. */
+/* image.import, image.pull and image.build_default: images from a tarball,
+ * a bundle, or built on this host. */
 #include "config.h"
 
 #include "daemon/daemon.h"
+#include "images/image_build.h"
 #include "images/image_import.h"
 #include "images/image_pull.h"
 
@@ -85,11 +87,35 @@ static int method_image_pull(struct bangerd *d, struct rpc_call *call)
     return image_ext_result(call, img, r);
 }
 
+static int method_image_build_default(struct bangerd *d, struct rpc_call *call)
+{
+    static const char *const keys[] = { "name", "mirror", NULL };
+    struct images_build_params p = { .progress = image_ext_progress, .progress_ctx = call };
+    int r = rpc_params_check(call, keys);
+    if (r == 0 && (r = rpc_param_string(call, "name", false, &p.name)) == -ENOENT)
+        r = 0;
+    if (r == 0 && (r = rpc_param_string(call, "mirror", false, &p.mirror)) == -ENOENT)
+        r = 0;
+    if (r < 0)
+        return r;
+    if (p.mirror && strncmp(p.mirror, "http://", 7) != 0 &&
+        strncmp(p.mirror, "https://", 8) != 0 && strncmp(p.mirror, "file:/", 6) != 0) {
+        call->error_code = "bad_request";
+        return bg_fail(&call->err, -EINVAL, "mirror: '%s' is not an http(s):// or file:/ URL",
+                       p.mirror);
+    }
+    struct image_record *img = NULL;
+    r = images_build_default(d->store, d->images_dir, &p, &img, &call->err);
+    return image_ext_result(call, img, r);
+}
+
 int bangerd_handle_image_ext(struct bangerd *d, struct rpc_call *call)
 {
     if (strcmp(call->method, "image.import") == 0)
         return method_image_import(d, call);
     if (strcmp(call->method, "image.pull") == 0)
         return method_image_pull(d, call);
+    if (strcmp(call->method, "image.build_default") == 0)
+        return method_image_build_default(d, call);
     return BANGERD_NOT_MINE;
 }

@@ -73,7 +73,9 @@ static const char guest_net_unit[] =
 static const char guest_boot_ok_unit[] =
     "[Unit]\n"
     "Description=banger boot marker on the console\n"
-    "Wants=banger-vsock-agent.service\n"
+    "# Only once the agent was started (Requires: its failure cancels this)\n"
+    "# and the network set up: the marker means the guest is usable.\n"
+    "Requires=banger-vsock-agent.service\n"
     "After=banger-vsock-agent.service banger-net.service local-fs.target\n"
     "\n"
     "[Service]\n"

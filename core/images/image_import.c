@@ -42,6 +42,19 @@ static const char *import_path_problem(const char *path)
     return NULL;
 }
 
+/* "dev/null" or "./dev/null": an entry right in the tree's dev/ directory. */
+static bool import_directly_in_dev(const char *path)
+{
+    while (path[0] == '.' && path[1] == '/')
+        path += 2;
+    if (strncmp(path, "dev/", 4) != 0)
+        return false;
+    const char *rest = path + 4;
+    size_t n = strcspn(rest, "/");
+    return n > 0 && (rest[n] == '\0' || (rest[n] == '/' && rest[n + 1] == '\0'));
+}
+
+/* 0: extract it, 1: skip it, <0: refuse the archive. */
 static int import_entry_check(struct archive_entry *e, struct banger_error *err)
 {
     const char *path = archive_entry_pathname(e);
@@ -49,15 +62,31 @@ static int import_entry_check(struct archive_entry *e, struct banger_error *err)
     const char *why = import_path_problem(path);
     if (why)
         return bg_fail(err, -EINVAL, "tar entry '%s' %s: refusing the archive", shown, why);
+    const char *kind = NULL;
     switch (archive_entry_filetype(e)) {
     case AE_IFCHR:
     case AE_IFBLK:
-        return bg_fail(err, -EINVAL, "tar entry '%s' is a device node: refusing the archive "
-                       "(the guest's devtmpfs provides /dev)", shown);
+        kind = "a device node";
+        break;
+    case AE_IFIFO:
+        kind = "a fifo";
+        break;
     case AE_IFSOCK:
-        return bg_fail(err, -EINVAL, "tar entry '%s' is a socket: refusing the archive", shown);
+        kind = "a socket";
+        break;
     default:
         break;
+    }
+    if (kind) {
+        /* debootstrap and `docker export` ship a static dev/; the guest's
+         * devtmpfs replaces it at boot. */
+        if (import_directly_in_dev(path)) {
+            bg_log(BANGER_LOG_INFO, NULL, "import: skipping tar entry '%s' (%s; the guest's "
+                   "devtmpfs provides /dev)", shown, kind);
+            return 1;
+        }
+        return bg_fail(err, -EINVAL, "tar entry '%s' is %s outside dev/: refusing the archive",
+                       shown, kind);
     }
     const char *hl = archive_entry_hardlink(e);
     if (hl && (why = import_path_problem(hl)))
@@ -123,6 +152,10 @@ int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
         r = import_entry_check(e, err);
         if (r < 0)
             goto cleanup;
+        if (r == 1) {
+            r = 0;
+            continue;
+        }
         char *orig = xstrdup(archive_entry_pathname(e));
         const char *rel = orig;
         while (rel[0] == '.' && rel[1] == '/')
@@ -196,6 +229,24 @@ int images_make_ext4(const char *root, uint64_t content_bytes, const char *path,
     return r;
 }
 
+int images_tree_to_rootfs(const char *root, uint64_t bytes, const char *rootfs,
+                          images_progress_fn progress, void *progress_ctx,
+                          struct banger_error *err)
+{
+    if (progress)
+        progress(progress_ctx, "agent");
+    int r = images_guest_inject(root, &bytes, err);
+    if (r == 0) {
+        if (progress)
+            progress(progress_ctx, "mkfs");
+        r = images_make_ext4(root, bytes, rootfs, err);
+    }
+    /* The tree is in the ext4 now; only the image files get renamed in. */
+    if (r == 0)
+        r = fs_remove_tree(root, err);
+    return r;
+}
+
 int images_import(struct store *store, const char *images_dir,
                   const struct images_import_params *p, struct image_record **out,
                   struct banger_error *err)
@@ -234,20 +285,8 @@ int images_import(struct store *store, const char *images_dir,
     if (p->progress)
         p->progress(p->progress_ctx, "extract");
     r = images_extract_tree(p->tar, root, &bytes, err);
-    if (r == 0) {
-        if (p->progress)
-            p->progress(p->progress_ctx, "agent");
-        r = images_guest_inject(root, &bytes, err);
-    }
-    if (r == 0) {
-        if (p->progress)
-            p->progress(p->progress_ctx, "mkfs");
-        r = images_make_ext4(root, bytes, rootfs, err);
-    }
-    if (r == 0) {
-        /* The tree is in the ext4 now; only the image files get renamed in. */
-        r = fs_remove_tree(root, err);
-    }
+    if (r == 0)
+        r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx, err);
     if (r == 0)
         r = images_copy_file(p->kernel, kernel, err);
     if (r == 0 && p->initrd)

@@ -24,8 +24,10 @@ int images_import(struct store *store, const char *images_dir,
                   struct banger_error *err);
 
 /* Extract a tarball into the existing directory `root`, refusing (with the
- * entry named) absolute paths, "..", device nodes and sockets, and links
- * that point outside. Adds the content size to *bytes. */
+ * entry named) absolute paths, "..", links that point outside, and device
+ * nodes, fifos and sockets anywhere but directly in dev/ (those are skipped
+ * with a log line: the guest's devtmpfs provides /dev). Adds the content
+ * size to *bytes. */
 int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
                         struct banger_error *err);
 
@@ -33,5 +35,12 @@ int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
  * max(1 GiB, content x 1.5), then mkfs.ext4 -d. */
 int images_make_ext4(const char *root, uint64_t content_bytes, const char *path,
                      struct banger_error *err);
+
+/* The common tail of import and build-default: add the guest agent and
+ * units to the tree at `root` (content size `bytes`), make `rootfs` from it
+ * and remove the tree. Progress stages "agent", "mkfs". */
+int images_tree_to_rootfs(const char *root, uint64_t bytes, const char *rootfs,
+                          images_progress_fn progress, void *progress_ctx,
+                          struct banger_error *err);
 
 #endif

@@ -7,3 +7,5 @@ libbangercore_la_LIBADD += $(CRYPTO_LIBS) $(LIBARCHIVE_LIBS) $(ZSTD_LIBS)
 # Where the guest agent and its start-up files are installed (BANGER_AGENT_PATH
 # and BANGER_GUEST_DIR override them, for tests and uninstalled trees).
 libbangercore_la_CPPFLAGS += -DLIBEXECDIR='"$(libexecdir)"' -DPKGDATADIR='"$(pkgdatadir)"'
+libbangercore_la_SOURCES += images/image_kernel.c images/image_kernel.h \
+	images/image_initrd.c images/image_initrd.h images/image_build.c images/image_build.h

@@ -127,6 +127,10 @@ void itest_write_tar(const char *path, bool zstd, const struct itest_entry *entr
             archive_entry_set_perm(e, 0644);
             archive_entry_set_hardlink(e, it->data);
             break;
+        case 'p':
+            archive_entry_set_filetype(e, AE_IFIFO);
+            archive_entry_set_perm(e, 0600);
+            break;
         case 'c':
             archive_entry_set_filetype(e, AE_IFCHR);
             archive_entry_set_perm(e, 0600);

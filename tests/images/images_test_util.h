@@ -32,7 +32,8 @@ char *itest_find_bzimage(void);
 
 struct itest_entry {
     const char *path;
-    char type;             /* 'f' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c' char dev */
+    char type;             /* 'f' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c' char dev,
+                              'p' fifo */
     const char *data;      /* file content, or link target */
     size_t len;            /* for 'f' when data has NULs; 0 = strlen */
 };

@@ -209,10 +209,60 @@ START_TEST(import_rejects_absolute)
 }
 END_TEST
 
-START_TEST(import_rejects_device_node)
+START_TEST(import_rejects_device_node_outside_dev)
 {
-    const struct itest_entry e[] = { { "dev/", 'd', NULL, 0 }, { "dev/mem", 'c', NULL, 0 } };
-    import_refused(e, 2, "tar entry 'dev/mem' is a device node");
+    const struct itest_entry e[] = { { "etc/", 'd', NULL, 0 }, { "etc/mem", 'c', NULL, 0 } };
+    import_refused(e, 2, "tar entry 'etc/mem' is a device node outside dev/");
+}
+END_TEST
+
+START_TEST(import_rejects_node_below_dev_subdir)
+{
+    const struct itest_entry e[] = { { "./dev/", 'd', NULL, 0 }, { "./dev/pts/", 'd', NULL, 0 },
+                                     { "./dev/pts/ptmx", 'c', NULL, 0 } };
+    import_refused(e, 3, "tar entry './dev/pts/ptmx' is a device node outside dev/");
+}
+END_TEST
+
+START_TEST(import_rejects_fifo_outside_dev)
+{
+    const struct itest_entry e[] = { { "run/", 'd', NULL, 0 }, { "run/initctl", 'p', NULL, 0 } };
+    import_refused(e, 2, "tar entry 'run/initctl' is a fifo outside dev/");
+}
+END_TEST
+
+/* What debootstrap output looks like: dev/ holds nodes, which are skipped. */
+START_TEST(import_skips_nodes_in_dev)
+{
+    char *tar = itest_path(&t, "deb.tar");
+    struct banger_error err = { 0 };
+    const struct itest_entry e[] = {
+        { "./", 'd', NULL, 0 },           { "./dev/", 'd', NULL, 0 },
+        { "./dev/null", 'c', NULL, 0 },   { "./dev/initctl", 'p', NULL, 0 },
+        { "./dev/pts/", 'd', NULL, 0 },   { "./etc/", 'd', NULL, 0 },
+        { "./etc/hostname", 'f', "g\n", 0 },
+    };
+    itest_write_tar(tar, false, e, sizeof(e) / sizeof(e[0]));
+    char *root = itest_path(&t, "tree");
+    ck_assert_int_eq(mkdir(root, 0755), 0);
+    uint64_t bytes = 0;
+    ck_assert_msg(images_extract_tree(tar, root, &bytes, &err) == 0, "%s", err.msg);
+    char *null_path = fs_join(root, "dev/null");
+    char *fifo_path = fs_join(root, "dev/initctl");
+    char *pts = fs_join(root, "dev/pts");
+    char *host = fs_join(root, "etc/hostname");
+    struct stat sb;
+    ck_assert_int_ne(lstat(null_path, &sb), 0);
+    ck_assert_int_ne(lstat(fifo_path, &sb), 0);
+    ck_assert_int_eq(stat(pts, &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+    ck_assert_int_eq(stat(host, &sb), 0);
+    free(null_path);
+    free(fifo_path);
+    free(pts);
+    free(host);
+    free(root);
+    free(tar);
 }
 END_TEST
 
@@ -484,7 +534,10 @@ static Suite *images_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, import_rejects_dotdot);
     tcase_add_test(tc, import_rejects_absolute);
-    tcase_add_test(tc, import_rejects_device_node);
+    tcase_add_test(tc, import_rejects_device_node_outside_dev);
+    tcase_add_test(tc, import_rejects_node_below_dev_subdir);
+    tcase_add_test(tc, import_rejects_fifo_outside_dev);
+    tcase_add_test(tc, import_skips_nodes_in_dev);
     tcase_add_test(tc, import_rejects_escaping_hardlink);
     tcase_add_test(tc, import_rejects_garbage);
     tcase_add_test(tc, import_makes_checked_ext4_with_agent);

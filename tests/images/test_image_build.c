@@ -1,0 +1,491 @@
+/* build-default's pieces without the network: the kernel payload out of a
+ * bzImage (the host's real one, and made-up ones for each compressor), the
+ * initrd (from the host's real modules, and from a made-up modules dir with
+ * compressed and built-in modules), and the mirror from apt sources. */
+#include "config.h"
+
+#include "images/image_build.h"
+#include "images/image_initrd.h"
+#include "images/image_kernel.h"
+#include "images/image_stage.h"
+#include "images_test_util.h"
+#include "runner/runner.h"
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+static struct itest t;
+
+static void setup(void) { itest_setup(&t); }
+static void teardown(void) { itest_teardown(&t); }
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    struct banger_error err = { 0 };
+    ck_assert_msg(fs_write_atomic(path, data, len, 0644, &err) == 0, "%s", err.msg);
+}
+
+static void mkdirs(const char *path)
+{
+    char *copy = xstrdup(path);
+    for (char *p = copy + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(copy, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(copy, 0755);
+    free(copy);
+}
+
+/* ---- kernel ------------------------------------------------------------- */
+
+START_TEST(bzimage_real_kernel_is_elf_with_its_version)
+{
+    char ver[128];
+    struct banger_error err = { 0 };
+    if (images_host_kernel("/boot", "/lib/modules", ver, sizeof(ver), &err) < 0) {
+        fprintf(stderr, "SKIP-PART: no Debian kernel on this host (%s)\n", err.msg);
+        return;
+    }
+    char *bz = xasprintf("/boot/vmlinuz-%s", ver);
+    char *out = itest_path(&t, "vmlinux");
+    ck_assert_msg(images_bzimage_extract(bz, out, &err) == 0, "%s", err.msg);
+    size_t len = 0;
+    char *data = itest_read(out, &len);
+    ck_assert_uint_gt(len, 1u << 20);
+    ck_assert_int_eq(memcmp(data, "\177ELF", 4), 0);
+    free(data);
+    char got[128];
+    ck_assert_int_eq(images_kernel_version(out, got, sizeof(got)), 0);
+    ck_assert_str_eq(got, ver);
+    /* No temporary payload file is left beside it. */
+    char *xz = xasprintf("%s.xz", out);
+    ck_assert_int_ne(access(xz, F_OK), 0);
+    free(xz);
+    free(out);
+    free(bz);
+}
+END_TEST
+
+/* A small "vmlinux": an ELF header and a version banner. */
+static const char fake_elf[] = "\177ELF\2\1\1\0\0\0\0\0\0\0\0\0"
+                               "padding padding Linux version 9.9.9-fake (x) #1\0tail";
+
+/* The fake vmlinux compressed by `tool`; malloc'd, length in *len. */
+static char *compress_with(const char *tool, size_t *len)
+{
+    char *plain = itest_path(&t, "plain");
+    write_file(plain, fake_elf, sizeof(fake_elf));
+    const char *argv[] = { tool, "-c", plain, NULL };
+    struct banger_run_opts opts = { .struct_size = sizeof(opts), .timeout_ms = 30000 };
+    struct banger_run_result res = { .struct_size = sizeof(res) };
+    struct banger_error err = { 0 };
+    ck_assert_msg(runner_run(argv, &opts, &res, &err) == 0, "%s", err.msg);
+    char *out = xmalloc(res.out_len);
+    memcpy(out, res.out, res.out_len);
+    *len = res.out_len;
+    runner_result_clear(&res);
+    free(plain);
+    return out;
+}
+
+/* junk, payload, a 4-byte size trailer, as in a bzImage without a usable
+ * setup header: the scan path. */
+static void check_fake_bzimage(const void *payload, size_t len)
+{
+    static const char junk[] = "MZ not a setup header at all, just bytes before the payload";
+    size_t total = sizeof(junk) + len + 4;
+    char *img = xcalloc(1, total);
+    memcpy(img, junk, sizeof(junk));
+    memcpy(img + sizeof(junk), payload, len);
+    memcpy(img + sizeof(junk) + len, "\x99\x00\x00\x00", 4);
+    char *bz = itest_path(&t, "vmlinuz-fake");
+    char *out = itest_path(&t, "vmlinux-fake");
+    write_file(bz, img, total);
+    struct banger_error err = { 0 };
+    ck_assert_msg(images_bzimage_extract(bz, out, &err) == 0, "%s", err.msg);
+    size_t got_len = 0;
+    char *got = itest_read(out, &got_len);
+    ck_assert_uint_eq(got_len, sizeof(fake_elf));
+    ck_assert_int_eq(memcmp(got, fake_elf, sizeof(fake_elf)), 0);
+    char ver[64];
+    ck_assert_int_eq(images_kernel_version(out, ver, sizeof(ver)), 0);
+    ck_assert_str_eq(ver, "9.9.9-fake");
+    free(got);
+    free(img);
+    free(bz);
+    free(out);
+}
+
+START_TEST(bzimage_scan_finds_each_codec)
+{
+    static const char *const tools[] = { "xz", "gzip" };
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = 0;
+        char *blob = compress_with(tools[i], &len);
+        check_fake_bzimage(blob, len);
+        free(blob);
+    }
+    size_t cap = ZSTD_compressBound(sizeof(fake_elf));
+    char *z = xmalloc(cap);
+    size_t zlen = ZSTD_compress(z, cap, fake_elf, sizeof(fake_elf), 3);
+    ck_assert(!ZSTD_isError(zlen));
+    check_fake_bzimage(z, zlen);
+    free(z);
+}
+END_TEST
+
+START_TEST(bzimage_without_payload_is_refused)
+{
+    char *bz = itest_path(&t, "vmlinuz-empty");
+    char *out = itest_path(&t, "vmlinux-empty");
+    write_file(bz, "nothing compressed in here", 26);
+    struct banger_error err = { 0 };
+    ck_assert_int_eq(images_bzimage_extract(bz, out, &err), -EINVAL);
+    ck_assert_msg(strstr(err.msg, "no xz, zstd or gzip kernel payload"), "%s", err.msg);
+    ck_assert_int_ne(access(out, F_OK), 0);
+    free(bz);
+    free(out);
+}
+END_TEST
+
+/* ---- initrd -------------------------------------------------------------- */
+
+struct cpio_list {
+    char *init;
+    int n;
+    char *names[64];
+};
+
+static void list_cpio(const char *path, struct cpio_list *l)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_all(a);
+    ck_assert_int_eq(archive_read_open_filename(a, path, 1 << 16), ARCHIVE_OK);
+    ck_assert_int_eq(archive_filter_code(a, 0), ARCHIVE_FILTER_GZIP);
+    struct archive_entry *e;
+    memset(l, 0, sizeof(*l));
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        ck_assert_int_eq(archive_format(a), ARCHIVE_FORMAT_CPIO_SVR4_NOCRC);
+        const char *name = archive_entry_pathname(e);
+        ck_assert_int_lt(l->n, 64);
+        l->names[l->n++] = xstrdup(name);
+        if (strcmp(name, "init") == 0) {
+            la_int64_t size = archive_entry_size(e);
+            l->init = xcalloc(1, (size_t)size + 1);
+            ck_assert_int_eq(archive_read_data(a, l->init, (size_t)size), size);
+            ck_assert_int_eq(archive_entry_perm(e) & 0111, 0111);
+        }
+    }
+    archive_read_free(a);
+}
+
+static bool cpio_has(const struct cpio_list *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void cpio_free(struct cpio_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->init);
+}
+
+/* Where "insmod ... m" order puts a module in the init script's list. */
+static long init_pos(const char *init, const char *mod)
+{
+    char *needle = xasprintf(" %s ", mod);
+    const char *list = strstr(init, "for m in");
+    ck_assert_ptr_nonnull(list);
+    const char *hit = strstr(list, needle);
+    free(needle);
+    if (!hit) {
+        char *last = xasprintf(" %s;", mod);
+        hit = strstr(list, last);
+        free(last);
+    }
+    ck_assert_msg(hit != NULL, "%s not in the init script", mod);
+    return hit - init;
+}
+
+START_TEST(initrd_from_real_modules)
+{
+    char ver[128];
+    struct banger_error err = { 0 };
+    if (images_host_kernel("/boot", "/lib/modules", ver, sizeof(ver), &err) < 0 ||
+        access("/bin/busybox", X_OK) < 0) {
+        fprintf(stderr, "SKIP-PART: no Debian kernel or busybox on this host\n");
+        return;
+    }
+    char *mods = xasprintf("/lib/modules/%s", ver);
+    char *out = itest_path(&t, "initrd.img");
+    ck_assert_msg(images_initrd_build(mods, "/bin/busybox", out, &err) == 0, "%s", err.msg);
+    struct cpio_list l;
+    list_cpio(out, &l);
+    ck_assert(cpio_has(&l, "init"));
+    ck_assert(cpio_has(&l, "bin/busybox"));
+    ck_assert(cpio_has(&l, "dev/console"));
+    ck_assert(cpio_has(&l, "newroot"));
+    for (size_t i = 0; images_initrd_modules[i]; i++) {
+        char *ko = xasprintf("lib/modules/%s.ko", images_initrd_modules[i]);
+        ck_assert_msg(cpio_has(&l, ko), "%s missing", ko);
+        free(ko);
+    }
+    for (int i = 0; i < l.n; i++)
+        ck_assert_msg(!strstr(l.names[i], ".ko.xz") && !strstr(l.names[i], ".ko.zst") &&
+                      !strstr(l.names[i], ".ko.gz"), "compressed module %s", l.names[i]);
+    ck_assert_ptr_nonnull(l.init);
+    ck_assert(strncmp(l.init, "#!/bin/busybox sh\n", 18) == 0);
+    ck_assert(strstr(l.init, "switch_root /newroot"));
+    /* Dependencies before their users. */
+    ck_assert_int_lt(init_pos(l.init, "virtio_ring"), init_pos(l.init, "virtio_mmio"));
+    ck_assert_int_lt(init_pos(l.init, "virtio"), init_pos(l.init, "virtio_blk"));
+    ck_assert_int_lt(init_pos(l.init, "vsock"), init_pos(l.init, "vmw_vsock_virtio_transport"));
+    ck_assert_int_lt(init_pos(l.init, "jbd2"), init_pos(l.init, "ext4"));
+    ck_assert_int_lt(init_pos(l.init, "crc32c_generic"), init_pos(l.init, "ext4"));
+    cpio_free(&l);
+    free(out);
+    free(mods);
+}
+END_TEST
+
+/* A made-up kernel: modules compressed three ways, one built in. */
+START_TEST(initrd_decompresses_modules)
+{
+    char *mods = itest_path(&t, "mods");
+    char *kdir = xasprintf("%s/kernel/x", mods);
+    mkdirs(kdir);
+    static const char *const plain_names[] = { "virtio_ring", "virtio", "virtio_mmio",
+                                               "vsock", "jbd2", "ext4" };
+    char dep[2048] = "";
+    for (size_t i = 0; i < 6; i++) {
+        char *p = xasprintf("%s/%s.ko", kdir, plain_names[i]);
+        char *body = xasprintf("\177ELF module %s", plain_names[i]);
+        write_file(p, body, strlen(body));
+        free(p);
+        free(body);
+    }
+    /* virtio_blk as .ko.xz, virtio_net as .ko.gz, the vsock transports as .ko.zst. */
+    const char *packers[][2] = { { "xz", "virtio_blk" }, { "gzip", "virtio_net" } };
+    for (size_t i = 0; i < 2; i++) {
+        char *p = xasprintf("%s/%s.ko", kdir, packers[i][1]);
+        char *body = xasprintf("\177ELF module %s", packers[i][1]);
+        write_file(p, body, strlen(body));
+        const char *argv[] = { packers[i][0], "-f", p, NULL };
+        struct banger_run_opts o = { .struct_size = sizeof(o), .timeout_ms = 30000 };
+        struct banger_run_result res = { .struct_size = sizeof(res) };
+        struct banger_error e = { 0 };
+        ck_assert_msg(runner_run(argv, &o, &res, &e) == 0, "%s", e.msg);
+        runner_result_clear(&res);
+        free(p);
+        free(body);
+    }
+    static const char *const zst[] = { "vmw_vsock_virtio_transport_common",
+                                       "vmw_vsock_virtio_transport" };
+    for (size_t i = 0; i < 2; i++) {
+        char *body = xasprintf("\177ELF module %s", zst[i]);
+        size_t cap = ZSTD_compressBound(strlen(body));
+        char *z = xmalloc(cap);
+        size_t zl = ZSTD_compress(z, cap, body, strlen(body), 3);
+        ck_assert(!ZSTD_isError(zl));
+        char *p = xasprintf("%s/%s.ko.zst", kdir, zst[i]);
+        write_file(p, z, zl);
+        free(p);
+        free(z);
+        free(body);
+    }
+    strcat(dep, "kernel/x/virtio_ring.ko:\n"
+                "kernel/x/virtio.ko: kernel/x/virtio_ring.ko\n"
+                "kernel/x/virtio_mmio.ko: kernel/x/virtio.ko kernel/x/virtio_ring.ko\n"
+                "kernel/x/virtio_blk.ko.xz: kernel/x/virtio.ko kernel/x/virtio_ring.ko\n"
+                "kernel/x/virtio_net.ko.gz: kernel/x/virtio.ko kernel/x/virtio_ring.ko\n"
+                "kernel/x/vsock.ko:\n"
+                "kernel/x/vmw_vsock_virtio_transport_common.ko.zst: kernel/x/vsock.ko\n"
+                "kernel/x/vmw_vsock_virtio_transport.ko.zst: "
+                "kernel/x/vmw_vsock_virtio_transport_common.ko kernel/x/vsock.ko\n"
+                "kernel/x/jbd2.ko:\n"
+                "kernel/x/ext4.ko: kernel/x/jbd2.ko\n");
+    /* The transport's dep above names the .ko, not the .ko.zst: unknown
+     * paths are ignored; the order still comes from the wanted list. */
+    char *dep_path = xasprintf("%s/modules.dep", mods);
+    write_file(dep_path, dep, strlen(dep));
+    char *builtin = xasprintf("%s/modules.builtin", mods);
+    write_file(builtin, "kernel/crypto/crc32c_generic.ko\n", 32);
+    char *bb = itest_path(&t, "busybox");
+    write_file(bb, "\177ELF busybox", 12);
+    char *out = itest_path(&t, "initrd.img");
+    struct banger_error err = { 0 };
+    ck_assert_msg(images_initrd_build(mods, bb, out, &err) == 0, "%s", err.msg);
+
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_all(a);
+    ck_assert_int_eq(archive_read_open_filename(a, out, 1 << 16), ARCHIVE_OK);
+    struct archive_entry *e;
+    int modules = 0;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        if (strncmp(name, "lib/modules/", 12) != 0 || !strstr(name, ".ko"))
+            continue;
+        modules++;
+        char buf[256] = "";
+        la_ssize_t n = archive_read_data(a, buf, sizeof(buf) - 1);
+        ck_assert_int_gt(n, 0);
+        char *want = xasprintf("\177ELF module %.*s", (int)(strlen(name) - 15), name + 12);
+        ck_assert_str_eq(buf, want);
+        free(want);
+    }
+    archive_read_free(a);
+    ck_assert_int_eq(modules, 10);
+    free(out);
+    free(bb);
+    free(builtin);
+    free(dep_path);
+    free(kdir);
+    free(mods);
+}
+END_TEST
+
+START_TEST(initrd_missing_module_is_named)
+{
+    char *mods = itest_path(&t, "mods");
+    mkdirs(mods);
+    char *dep_path = xasprintf("%s/modules.dep", mods);
+    write_file(dep_path, "kernel/x/other.ko:\n", 19);
+    char *out = itest_path(&t, "initrd.img");
+    struct banger_error err = { 0 };
+    ck_assert_int_eq(images_initrd_build(mods, "/bin/sh", out, &err), -ENOENT);
+    ck_assert_msg(strstr(err.msg, "no module virtio_mmio"), "%s", err.msg);
+    ck_assert_int_ne(access(out, F_OK), 0);
+    free(out);
+    free(dep_path);
+    free(mods);
+}
+END_TEST
+
+/* ---- mirror ------------------------------------------------------------- */
+
+START_TEST(mirror_from_oneline_sources)
+{
+    char *apt = itest_path(&t, "apt");
+    mkdirs(apt);
+    char *list = xasprintf("%s/sources.list", apt);
+    const char *text =
+        "# a comment\n"
+        "deb-src http://src.example/debian bookworm main\n"
+        "deb http://security.debian.org/debian-security bookworm-security main\n"
+        "deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] http://old.example/debian/ "
+        "bullseye main\n"
+        "deb [ arch=amd64 ] http://mirror.example/debian/ bookworm main contrib\n";
+    write_file(list, text, strlen(text));
+    char *m = images_apt_mirror(apt, "bookworm");
+    ck_assert_str_eq(m, "http://mirror.example/debian");
+    free(m);
+    /* Another suite only: that one, not the security archive. */
+    m = images_apt_mirror(apt, "trixie");
+    ck_assert_str_eq(m, "http://old.example/debian");
+    free(m);
+    free(list);
+    free(apt);
+}
+END_TEST
+
+START_TEST(mirror_from_deb822_sources)
+{
+    char *apt = itest_path(&t, "apt");
+    char *d = xasprintf("%s/sources.list.d", apt);
+    mkdirs(d);
+    char *a = xasprintf("%s/a-disabled.sources", d);
+    char *b = xasprintf("%s/debian.sources", d);
+    char *c = xasprintf("%s/z.list.disabled", d);
+    const char *ta = "Types: deb\nURIs: http://disabled.example/debian\nSuites: bookworm\n"
+                     "Components: main\nEnabled: no\n";
+    const char *tb = "Types: deb\n"
+                     "# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
+                     "URIs: http://security.debian.org/debian-security\n"
+                     "Suites: bookworm-security\nComponents: main\n"
+                     "\n"
+                     "Types: deb-src deb\n"
+                     "URIs: http://deb.example/debian\n"
+                     "Suites: bookworm\n bookworm-updates\n"
+                     "Components: main\n"
+                     "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+    const char *tc = "deb http://never.example/debian bookworm main\n";
+    write_file(a, ta, strlen(ta));
+    write_file(b, tb, strlen(tb));
+    write_file(c, tc, strlen(tc));
+    char *m = images_apt_mirror(apt, "bookworm");
+    ck_assert_str_eq(m, "http://deb.example/debian");
+    free(m);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(apt);
+}
+END_TEST
+
+START_TEST(mirror_default_without_sources)
+{
+    char *apt = itest_path(&t, "empty-apt");
+    mkdirs(apt);
+    char *m = images_apt_mirror(apt, "bookworm");
+    ck_assert_str_eq(m, IMAGES_BUILD_DEFAULT_MIRROR);
+    free(m);
+    free(apt);
+}
+END_TEST
+
+static Suite *build_suite(void)
+{
+    Suite *s = suite_create("image-build");
+    TCase *tc = tcase_create("kernel");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, bzimage_real_kernel_is_elf_with_its_version);
+    tcase_add_test(tc, bzimage_scan_finds_each_codec);
+    tcase_add_test(tc, bzimage_without_payload_is_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("initrd");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, initrd_from_real_modules);
+    tcase_add_test(tc, initrd_decompresses_modules);
+    tcase_add_test(tc, initrd_missing_module_is_named);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("mirror");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, mirror_from_oneline_sources);
+    tcase_add_test(tc, mirror_from_deb822_sources);
+    tcase_add_test(tc, mirror_default_without_sources);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(build_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
