@@ -26,6 +26,9 @@ struct bangerd {
 /* The RPC handler: dispatches call->method. */
 int bangerd_handle(void *ctx, struct rpc_call *call);
 
+/* The image object of every image.* result (docs/rpc-protocol.md). */
+cJSON *bangerd_json_image(const struct image_record *r);
+
 /* Method families in their own files; each returns BANGERD_NOT_MINE when
  * call->method is not one of its methods. */
 #define BANGERD_NOT_MINE 1

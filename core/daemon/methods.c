@@ -48,7 +48,7 @@ static cJSON *json_vm(const struct vm_record *r, int pid)
     return o;
 }
 
-static cJSON *json_image(const struct image_record *r)
+cJSON *bangerd_json_image(const struct image_record *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
@@ -352,7 +352,7 @@ static int method_image_register(struct bangerd *d, struct rpc_call *call)
     r = images_register(d->store, d->images_dir, &p, &img, &call->err);
     if (r < 0)
         return r;
-    call->result = json_image(img);
+    call->result = bangerd_json_image(img);
     image_record_free(img);
     return 0;
 }
@@ -370,7 +370,7 @@ static int method_image_list(struct bangerd *d, struct rpc_call *call)
     call->result = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(call->result, "images");
     for (size_t i = 0; i < list->count; i++)
-        cJSON_AddItemToArray(arr, json_image(list->items[i]));
+        cJSON_AddItemToArray(arr, bangerd_json_image(list->items[i]));
     image_list_free(list);
     return 0;
 }
@@ -397,7 +397,7 @@ static int method_image_show_or_delete(struct bangerd *d, struct rpc_call *call,
     }
     if (r < 0)
         return r;
-    call->result = json_image(img);
+    call->result = bangerd_json_image(img);
     image_record_free(img);
     return 0;
 }

@@ -11,30 +11,13 @@
 #include <errno.h>
 #include <string.h>
 
-/* Same shape as the image object of image.register / image.show. */
-static cJSON *image_ext_json(const struct image_record *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", r->id);
-    cJSON_AddStringToObject(o, "name", r->name);
-    cJSON_AddStringToObject(o, "rootfs", r->rootfs_path);
-    cJSON_AddStringToObject(o, "kernel", r->kernel_path);
-    if (r->initrd_path)
-        cJSON_AddStringToObject(o, "initrd", r->initrd_path);
-    else
-        cJSON_AddNullToObject(o, "initrd");
-    cJSON_AddNumberToObject(o, "created_at", (double)r->created_at);
-    cJSON_AddNumberToObject(o, "vms", r->vm_count);
-    return o;
-}
-
 static void image_ext_progress(void *ctx, const char *stage) { rpc_call_progress(ctx, stage); }
 
 static int image_ext_result(struct rpc_call *call, struct image_record *img, int r)
 {
     if (r < 0)
         return r;
-    call->result = image_ext_json(img);
+    call->result = bangerd_json_image(img);
     image_record_free(img);
     return 0;
 }
