@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -46,6 +47,10 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     struct guest_launch guest_launch = { 0 }; /* core/guest: key into the work disk */
     char eb[512] = "";
     int r;
+
+    /* A thread per request would otherwise give glibc a malloc arena per
+     * core and a half, each holding on to freed memory. */
+    mallopt(M_ARENA_MAX, 2);
 
     /* Signals are handled by sigwait in this thread only: block them before
      * any thread (plugins', the RPC server's) exists. */
