@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "output.h"
-#include "store/names.h"
 
 #define AGENT_CLI_TIMEOUT_MAX_MS 60000
 
@@ -160,7 +159,6 @@ static int agent_parse(const struct agent_cmd *cmd, const char *cmd_name, int ar
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    char reason[256];
     int c;
 
     *help = false;
@@ -180,12 +178,55 @@ static int agent_parse(const struct agent_cmd *cmd, const char *cmd_name, int ar
         }
         return cli_getopt_error(cmd_name, c, argv);
     }
-    if (optind >= argc)
-        return cli_usage_error(cmd_name, "no VM named; give a name or id");
-    for (int i = optind; i < argc; i++)
-        if (vm_name_check(argv[i], reason, sizeof(reason)) < 0)
-            return cli_usage_error(cmd_name, "%s", reason);
-    return CLI_EXIT_OK;
+    return cli_check_names(cmd_name, CLI_NAME_VM, argc - optind, argv + optind);
+}
+
+/* One vm.agent call per VM: what to ask, and where the answers go. */
+struct agent_call {
+    const char *sub;
+    long long timeout_ms;
+    bool is_health, is_ports;
+    struct out_table *table;
+    int answered;
+};
+
+static void agent_add_params(cJSON *params, void *userdata)
+{
+    const struct agent_call *call = userdata;
+
+    cJSON_AddStringToObject(params, "op", call->sub);
+    if (call->timeout_ms)
+        cJSON_AddNumberToObject(params, "timeout_ms", (double)call->timeout_ms);
+}
+
+static void agent_on_result(const char *name, const cJSON *result, double elapsed_ms,
+                            void *userdata)
+{
+    struct agent_call *call = userdata;
+    const char *shown = out_json_str(result, "vm");
+    char latency[32];
+
+    (void)elapsed_ms;
+    if (!shown)
+        shown = name;
+    call->answered++;
+    if (call->is_health) {
+        agent_health_row(call->table, shown, result);
+    } else if (call->is_ports) {
+        agent_ports_rows(call->table, shown, result);
+    } else {
+        agent_format_latency(result, latency, sizeof(latency));
+        printf("%s: agent answered in %s\n", shown, latency);
+    }
+}
+
+/* An unreachable VM still gets its health row. */
+static void agent_on_failure(const char *name, void *userdata)
+{
+    struct agent_call *call = userdata;
+
+    if (call->is_health && call->table->ncols)
+        agent_health_row(call->table, name, NULL);
 }
 
 int cmd_vm_agent(struct cli_ctx *ctx, const char *sub, int argc, char **argv)
@@ -195,11 +236,18 @@ int cmd_vm_agent(struct cli_ctx *ctx, const char *sub, int argc, char **argv)
     static const char *const ports_headers[] = { "ENDPOINT", "PROTO", "ADDR", "PROCESS" };
     const struct agent_cmd *cmd = NULL;
     struct out_table table = { 0 };
-    cJSON *collected = NULL;
-    long long timeout_ms;
+    struct agent_call call = { .sub = sub, .table = &table };
+    const struct cli_each each = {
+        .method = "vm.agent",
+        .key = "vm",
+        .add_params = agent_add_params,
+        .on_result = agent_on_result,
+        .on_failure = agent_on_failure,
+        .userdata = &call,
+    };
     char cmd_name[32];
-    bool help, is_health, is_ports;
-    int status, count, answered = 0;
+    bool help;
+    int status;
 
     for (size_t i = 0; i < sizeof(agent_cmds) / sizeof(agent_cmds[0]); i++)
         if (strcmp(sub, agent_cmds[i].sub) == 0)
@@ -207,63 +255,22 @@ int cmd_vm_agent(struct cli_ctx *ctx, const char *sub, int argc, char **argv)
     if (!cmd)
         return CLI_NOT_MINE;
     snprintf(cmd_name, sizeof(cmd_name), "vm %s", sub);
-    status = agent_parse(cmd, cmd_name, argc, argv, &timeout_ms, &help);
+    status = agent_parse(cmd, cmd_name, argc, argv, &call.timeout_ms, &help);
     if (status != CLI_EXIT_OK || help)
         return status;
-    is_health = strcmp(sub, "health") == 0;
-    is_ports = strcmp(sub, "ports") == 0;
-    count = argc - optind;
-    if (ctx->json && count > 1)
-        collected = cJSON_CreateArray();
-    if (!ctx->json && is_health)
+    call.is_health = strcmp(sub, "health") == 0;
+    call.is_ports = strcmp(sub, "ports") == 0;
+    if (!ctx->json && call.is_health)
         out_table_init(&table, 7, health_headers);
-    if (!ctx->json && is_ports)
+    if (!ctx->json && call.is_ports)
         out_table_init(&table, 4, ports_headers);
 
     /* One after the other; a failure does not stop the rest. */
-    for (int i = 0; i < count; i++) {
-        const char *name = argv[optind + i];
-        cJSON *params = cli_params_str("vm", name);
-        struct rpc_reply reply;
-        const char *shown;
-        char latency[32];
-
-        cJSON_AddStringToObject(params, "op", sub);
-        if (timeout_ms)
-            cJSON_AddNumberToObject(params, "timeout_ms", (double)timeout_ms);
-        if (cli_call(ctx, "vm.agent", params, NULL, NULL, &reply) != CLI_EXIT_OK) {
-            status = CLI_EXIT_FAIL;
-            if (!ctx->json && is_health)
-                agent_health_row(&table, name, NULL);
-            continue;
-        }
-        answered++;
-        shown = out_json_str(reply.result, "vm");
-        if (!shown)
-            shown = name;
-        if (collected) {
-            cJSON_AddItemToArray(collected, cJSON_Duplicate(reply.result, true));
-        } else if (ctx->json) {
-            out_print_json(reply.result);
-        } else if (is_health) {
-            agent_health_row(&table, shown, reply.result);
-        } else if (is_ports) {
-            agent_ports_rows(&table, shown, reply.result);
-        } else {
-            agent_format_latency(reply.result, latency, sizeof(latency));
-            printf("%s: agent answered in %s\n", shown, latency);
-            fflush(stdout);
-        }
-        rpc_reply_done(&reply);
-    }
-    if (collected) {
-        out_print_json(collected);
-        cJSON_Delete(collected);
-    }
+    status = cli_for_each_name(ctx, &each, argc - optind, argv + optind);
     /* A table only when there is a row to show. */
     if (table.ncols && table.nrows > 1)
         out_table_print(&table, stdout);
-    else if (is_ports && !ctx->json && answered > 0)
+    else if (call.is_ports && !ctx->json && call.answered > 0)
         printf("no listening sockets\n");
     if (table.ncols)
         out_table_free(&table);

@@ -4,17 +4,13 @@
 
 #include "cli.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "output.h"
 #include "store/names.h"
-#include "util/xalloc.h"
 
 static const char image_import_usage[] =
     "Usage: banger image import --name N --from-tar FILE --kernel FILE [--initrd FILE]\n"
@@ -50,66 +46,15 @@ static const char image_build_usage[] =
     "  --name N       image name (default: default)\n"
     "  --mirror URL   Debian mirror (default: the one in the host's apt sources)\n";
 
-struct image_ext_progress {
-    const struct cli_ctx *ctx;
-    bool line_open;
-};
-
-/* Download percentages overwrite one line; other stages get their own. */
-static void image_ext_on_progress(const char *stage, double elapsed_ms, void *userdata)
-{
-    struct image_ext_progress *p = userdata;
-    char dur[32];
-
-    if (!p->ctx->tty_progress)
-        return;
-    out_format_duration_ms(elapsed_ms, dur, sizeof(dur));
-    bool overwrite = strncmp(stage, "download ", 9) == 0;
-    fprintf(stderr, "%s  %-16s %8s%s", p->line_open ? "\r" : "", stage, dur,
-            overwrite ? "" : "\n");
-    p->line_open = overwrite;
-    fflush(stderr);
-}
-
-static void image_ext_progress_end(struct image_ext_progress *p)
-{
-    if (p->line_open)
-        fputc('\n', stderr);
-    p->line_open = false;
-}
-
-static char *image_ext_absolute(const char *path)
-{
-    char cwd[PATH_MAX];
-
-    if (path[0] == '/')
-        return xstrdup(path);
-    if (!getcwd(cwd, sizeof(cwd)))
-        return NULL;
-    while (strncmp(path, "./", 2) == 0)
-        path += 2;
-    return xasprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
-}
-
-static int image_ext_add_path(cJSON *params, const char *key, const char *path)
-{
-    char *abs = image_ext_absolute(path);
-    if (!abs) {
-        fprintf(stderr, "banger: cannot make '%s' absolute: %s\n", path, strerror(errno));
-        return -1;
-    }
-    cJSON_AddStringToObject(params, key, abs);
-    free(abs);
-    return 0;
-}
-
 static int image_ext_call(struct cli_ctx *ctx, const char *method, cJSON *params)
 {
-    struct image_ext_progress progress = { .ctx = ctx };
+    /* Download percentages overwrite one line; other stages get their own. */
+    struct cli_progress progress = { .ctx = ctx, .stage_width = 16,
+                                     .overwrite_downloads = true };
     struct rpc_reply reply;
     char buf[PATH_MAX + 64];
-    int r = cli_call(ctx, method, params, image_ext_on_progress, &progress, &reply);
-    image_ext_progress_end(&progress);
+    int r = cli_call(ctx, method, params, cli_on_progress, &progress, &reply);
+    cli_progress_end(&progress);
     if (r != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
     if (ctx->json) {
@@ -156,9 +101,9 @@ static int image_import(struct cli_ctx *ctx, int argc, char **argv)
     if (image_name_check(name, reason, sizeof(reason)) < 0)
         return cli_usage_error(cmd, "%s", reason);
     cJSON *params = cli_params_str("name", name);
-    if (image_ext_add_path(params, "tar", tar) < 0 ||
-        image_ext_add_path(params, "kernel", kernel) < 0 ||
-        (initrd && image_ext_add_path(params, "initrd", initrd) < 0)) {
+    if (cli_add_path(params, "tar", tar) < 0 ||
+        cli_add_path(params, "kernel", kernel) < 0 ||
+        (initrd && cli_add_path(params, "initrd", initrd) < 0)) {
         cJSON_Delete(params);
         return CLI_EXIT_FAIL;
     }
@@ -195,7 +140,7 @@ static int image_pull(struct cli_ctx *ctx, int argc, char **argv)
     cJSON *params = cJSON_CreateObject();
     if (strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0) {
         cJSON_AddStringToObject(params, "source", source);
-    } else if (image_ext_add_path(params, "source", source) < 0) {
+    } else if (cli_add_path(params, "source", source) < 0) {
         cJSON_Delete(params);
         return CLI_EXIT_FAIL;
     }

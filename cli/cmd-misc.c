@@ -2,7 +2,6 @@
 
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,33 +21,13 @@ static const char daemon_usage[] =
 static const char version_usage[] =
     "Usage: banger version\n\nPrint the CLI's version, and the daemon's when it is reachable.\n";
 
-/* Commands that take no arguments besides -h. Returns -1 to go on. */
-static int misc_no_args(const char *cmd, const char *usage, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
-
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(usage);
-        return cli_getopt_error(cmd, c, argv);
-    }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return -1;
-}
-
 int cmd_doctor(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const char *const headers[] = { "STATUS", "CHECK", "DETAIL" };
     struct rpc_reply reply;
     struct out_table table;
     const cJSON *row;
-    int status = misc_no_args("doctor", doctor_usage, argc, argv);
+    int status = cli_no_args("doctor", doctor_usage, argc, argv);
 
     if (status >= 0)
         return status;
@@ -112,7 +91,7 @@ int cmd_daemon(struct cli_ctx *ctx, int argc, char **argv)
         return cli_help(daemon_usage);
     if (strcmp(argv[1], "status") != 0)
         return cli_usage_error("daemon", "unknown daemon command '%s'", argv[1]);
-    status = misc_no_args("daemon status", daemon_usage, argc - 1, argv + 1);
+    status = cli_no_args("daemon status", daemon_usage, argc - 1, argv + 1);
     if (status >= 0)
         return status;
     if (cli_call(ctx, "daemon.status", NULL, NULL, NULL, &reply) != CLI_EXIT_OK)
@@ -145,7 +124,7 @@ int cmd_version(struct cli_ctx *ctx, int argc, char **argv)
     struct rpc_reply reply;
     struct banger_error err = { 0 };
     const char *daemon_version = NULL;
-    int status = misc_no_args("version", version_usage, argc, argv);
+    int status = cli_no_args("version", version_usage, argc, argv);
 
     if (status >= 0)
         return status;

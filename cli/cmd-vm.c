@@ -100,45 +100,6 @@ static const struct vm_action vm_actions[] = {
     { "kill", "vm.kill", "killed", false, vm_kill_usage },
 };
 
-struct vm_progress {
-    const struct cli_ctx *ctx;
-    const char *name;   /* shown before each stage when several VMs are handled */
-};
-
-static void vm_on_progress(const char *stage, double elapsed_ms, void *userdata)
-{
-    const struct vm_progress *p = userdata;
-    char dur[32];
-
-    if (!p->ctx->tty_progress)
-        return;
-    out_format_duration_ms(elapsed_ms, dur, sizeof(dur));
-    if (p->name)
-        fprintf(stderr, "  %s: %-12s %8s\n", p->name, stage, dur);
-    else
-        fprintf(stderr, "  %-12s %8s\n", stage, dur);
-}
-
-static double vm_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static int vm_check_names(const char *cmd, int count, char **names)
-{
-    char reason[256];
-
-    if (count == 0)
-        return cli_usage_error(cmd, "no VM named; give a name or id");
-    for (int i = 0; i < count; i++)
-        if (vm_name_check(names[i], reason, sizeof(reason)) < 0)
-            return cli_usage_error(cmd, "%s", reason);
-    return CLI_EXIT_OK;
-}
-
 /* "web running at 172.29.0.2 — ready in 1.4s" */
 static void vm_print_ready(const cJSON *vm, const char *fallback_name, double elapsed_ms)
 {
@@ -151,28 +112,6 @@ static void vm_print_ready(const cJSON *vm, const char *fallback_name, double el
         printf("%s running at %s \u2014 ready in %s\n", name ? name : fallback_name, ip, dur);
     else
         printf("%s running \u2014 ready in %s\n", name ? name : fallback_name, dur);
-}
-
-/* Parses options that only the shared parser knows: -h and, for some, one flag. */
-static int vm_parse_help_only(const char *cmd, const char *usage, int argc, char **argv,
-                              bool *ret_help)
-{
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
-
-    *ret_help = false;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            *ret_help = true;
-            return cli_help(usage);
-        }
-        return cli_getopt_error(cmd, c, argv);
-    }
-    return CLI_EXIT_OK;
 }
 
 static int vm_signal_param(const char *text, cJSON *params)
@@ -194,6 +133,32 @@ static int vm_signal_param(const char *text, cJSON *params)
     return -1;
 }
 
+struct vm_action_call {
+    const struct vm_action *action;
+    const char *signal_text;    /* vm kill --signal */
+};
+
+static void vm_action_params(cJSON *params, void *userdata)
+{
+    const struct vm_action_call *call = userdata;
+
+    if (call->signal_text)
+        vm_signal_param(call->signal_text, params);
+}
+
+static void vm_action_result(const char *name, const cJSON *result, double elapsed_ms,
+                             void *userdata)
+{
+    const struct vm_action_call *call = userdata;
+    const char *state = out_json_str(result, "state");
+    const char *shown = out_json_str(result, "name");
+
+    if (call->action->ready_line && state && strcmp(state, "running") == 0)
+        vm_print_ready(result, name, elapsed_ms);
+    else
+        printf("%s %s\n", shown ? shown : name, call->action->done);
+}
+
 static int vm_run_action(struct cli_ctx *ctx, const struct vm_action *action, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -202,11 +167,17 @@ static int vm_run_action(struct cli_ctx *ctx, const struct vm_action *action, in
         { NULL, 0, NULL, 0 },
     };
     bool is_kill = strcmp(action->cmd, "kill") == 0;
+    struct vm_action_call call = { .action = action };
+    const struct cli_each each = {
+        .method = action->method,
+        .key = "vm",
+        .add_params = vm_action_params,
+        .progress = true,
+        .on_result = vm_action_result,
+        .userdata = &call,
+    };
     char cmd[32];
-    const char *signal_text = NULL;
-    cJSON *collected = NULL;
-    int status = CLI_EXIT_OK;
-    int count;
+    int status;
     int c;
 
     snprintf(cmd, sizeof(cmd), "vm %s", action->cmd);
@@ -215,63 +186,27 @@ static int vm_run_action(struct cli_ctx *ctx, const struct vm_action *action, in
         if (c == 'h')
             return cli_help(action->usage);
         if (c == 's' && is_kill) {
-            signal_text = optarg;
+            call.signal_text = optarg;
             continue;
         }
         if (c == 's')
             return cli_usage_error(cmd, "unknown option '--signal'");
         return cli_getopt_error(cmd, c, argv);
     }
-    count = argc - optind;
-    status = vm_check_names(cmd, count, argv + optind);
+    status = cli_check_names(cmd, CLI_NAME_VM, argc - optind, argv + optind);
     if (status != CLI_EXIT_OK)
         return status;
-    if (signal_text) {
+    if (call.signal_text) {
         cJSON *probe = cJSON_CreateObject();
-        int bad = vm_signal_param(signal_text, probe);
+        int bad = vm_signal_param(call.signal_text, probe);
 
         cJSON_Delete(probe);
         if (bad)
             return cli_usage_error(cmd, "unknown signal '%s': use KILL, TERM, INT, HUP, QUIT or a number",
-                                   signal_text);
+                                   call.signal_text);
     }
-    if (ctx->json && count > 1)
-        collected = cJSON_CreateArray();
-
     /* One after the other; a failure does not stop the rest. */
-    for (int i = 0; i < count; i++) {
-        const char *name = argv[optind + i];
-        struct vm_progress progress = { .ctx = ctx, .name = count > 1 ? name : NULL };
-        struct rpc_reply reply;
-        cJSON *params = cli_params_str("vm", name);
-        double started = vm_now_ms();
-
-        if (signal_text)
-            vm_signal_param(signal_text, params);
-        if (cli_call(ctx, action->method, params, vm_on_progress, &progress, &reply) != CLI_EXIT_OK) {
-            status = CLI_EXIT_FAIL;
-            continue;
-        }
-        if (collected) {
-            cJSON_AddItemToArray(collected, cJSON_Duplicate(reply.result, true));
-        } else if (ctx->json) {
-            out_print_json(reply.result);
-        } else if (action->ready_line && out_json_str(reply.result, "state") &&
-                   strcmp(out_json_str(reply.result, "state"), "running") == 0) {
-            vm_print_ready(reply.result, name, vm_now_ms() - started);
-        } else {
-            const char *shown = out_json_str(reply.result, "name");
-
-            printf("%s %s\n", shown ? shown : name, action->done);
-        }
-        fflush(stdout);
-        rpc_reply_done(&reply);
-    }
-    if (collected) {
-        out_print_json(collected);
-        cJSON_Delete(collected);
-    }
-    return status;
+    return cli_for_each_name(ctx, &each, argc - optind, argv + optind);
 }
 
 static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
@@ -288,14 +223,9 @@ static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "vm create";
-    const char *name = NULL;
-    const char *image = NULL;
-    long long vcpu = 0;
-    long long memory_mib = 0;
-    unsigned long long disk_size = 0;
-    bool nat = false;
+    struct cli_vm_spec spec = { 0 };
     bool no_start = false;
-    struct vm_progress progress = { .ctx = ctx };
+    struct cli_progress progress = { .ctx = ctx };
     struct rpc_reply reply;
     cJSON *params;
     double started;
@@ -310,29 +240,29 @@ static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
         case 'n':
             if (vm_name_check(optarg, reason, sizeof(reason)) < 0)
                 return cli_usage_error(cmd, "%s", reason);
-            name = optarg;
+            spec.name = optarg;
             break;
         case 'i':
             if (image_name_check(optarg, reason, sizeof(reason)) < 0)
                 return cli_usage_error(cmd, "%s", reason);
-            image = optarg;
+            spec.image = optarg;
             break;
         case 'c':
-            if (out_parse_int(optarg, 1, 255, &vcpu) < 0)
+            if (out_parse_int(optarg, 1, 255, &spec.vcpu) < 0)
                 return cli_usage_error(cmd, "bad --vcpu '%s': give a number from 1 to 255", optarg);
             break;
         case 'm':
-            if (out_parse_mib(optarg, &memory_mib) < 0)
+            if (out_parse_mib(optarg, &spec.memory_mib) < 0)
                 return cli_usage_error(cmd, "bad --memory '%s': give MiB, or a size like 2G or 512M",
                                        optarg);
             break;
         case 'd':
-            if (out_parse_size(optarg, &disk_size) < 0 || disk_size == 0)
+            if (out_parse_size(optarg, &spec.disk_size) < 0 || spec.disk_size == 0)
                 return cli_usage_error(cmd, "bad --disk-size '%s': give a size like 8G, 512M, or bytes",
                                        optarg);
             break;
         case 'N':
-            nat = true;
+            spec.nat = true;
             break;
         case 'S':
             no_start = true;
@@ -345,24 +275,12 @@ static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error(cmd, "unexpected argument '%s' (use --name to name the VM)",
                                argv[optind]);
 
-    params = cJSON_CreateObject();
-    if (name)
-        cJSON_AddStringToObject(params, "name", name);
-    if (image)
-        cJSON_AddStringToObject(params, "image", image);
-    if (vcpu)
-        cJSON_AddNumberToObject(params, "vcpu", (double)vcpu);
-    if (memory_mib)
-        cJSON_AddNumberToObject(params, "memory_mib", (double)memory_mib);
-    if (disk_size)
-        cJSON_AddNumberToObject(params, "disk_size", (double)disk_size);
-    if (nat)
-        cJSON_AddTrueToObject(params, "nat");
+    params = cli_vm_spec_params(&spec);
     if (no_start)
         cJSON_AddFalseToObject(params, "start");
 
-    started = vm_now_ms();
-    if (cli_call(ctx, "vm.create", params, vm_on_progress, &progress, &reply) != CLI_EXIT_OK)
+    started = cli_now_ms();
+    if (cli_call(ctx, "vm.create", params, cli_on_progress, &progress, &reply) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
     if (ctx->json) {
         out_print_json(reply.result);
@@ -371,9 +289,9 @@ static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
         const char *shown = out_json_str(reply.result, "name");
 
         if (!shown)
-            shown = name ? name : "VM";
+            shown = spec.name ? spec.name : "VM";
         if (state && strcmp(state, "running") == 0)
-            vm_print_ready(reply.result, shown, vm_now_ms() - started);
+            vm_print_ready(reply.result, shown, cli_now_ms() - started);
         else if (state && strcmp(state, "created") == 0)
             printf("%s created; start it with: banger vm start %s\n", shown, shown);
         else
@@ -412,31 +330,12 @@ static void vm_table_row(struct out_table *t, const cJSON *vm, time_t now)
 int cmd_vm_list(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const char *const headers[] = { "NAME", "STATE", "IP", "IMAGE", "VCPU", "MEM", "AGE" };
-    struct rpc_reply reply;
-    struct out_table table;
-    const cJSON *vm;
-    bool help;
-    int r;
+    static const struct cli_list list = {
+        .cmd = "vm list", .usage = vm_list_usage, .method = "vm.list",
+        .array_key = "vms", .headers = headers, .ncols = 7, .add_row = vm_table_row,
+    };
 
-    r = vm_parse_help_only("vm list", vm_list_usage, argc, argv, &help);
-    if (r != CLI_EXIT_OK || help)
-        return r;
-    if (optind < argc)
-        return cli_usage_error("vm list", "unexpected argument '%s'", argv[optind]);
-    if (cli_call(ctx, "vm.list", NULL, NULL, NULL, &reply) != CLI_EXIT_OK)
-        return CLI_EXIT_FAIL;
-    if (ctx->json) {
-        out_print_json(reply.result);
-        rpc_reply_done(&reply);
-        return CLI_EXIT_OK;
-    }
-    out_table_init(&table, 7, headers);
-    cJSON_ArrayForEach(vm, cJSON_GetObjectItemCaseSensitive(reply.result, "vms"))
-        vm_table_row(&table, vm, time(NULL));
-    out_table_print(&table, stdout);
-    out_table_free(&table);
-    rpc_reply_done(&reply);
-    return CLI_EXIT_OK;
+    return cli_list(ctx, &list, argc, argv);
 }
 
 static void vm_print_details(const cJSON *vm)
@@ -477,26 +376,12 @@ static void vm_print_details(const cJSON *vm)
 
 static int vm_show(struct cli_ctx *ctx, int argc, char **argv)
 {
-    struct rpc_reply reply;
-    bool help;
-    int r;
+    static const struct cli_show show = {
+        .cmd = "vm show", .usage = vm_show_usage, .method = "vm.show",
+        .kind = CLI_NAME_VM, .print = vm_print_details,
+    };
 
-    r = vm_parse_help_only("vm show", vm_show_usage, argc, argv, &help);
-    if (r != CLI_EXIT_OK || help)
-        return r;
-    if (argc - optind != 1)
-        return cli_usage_error("vm show", "give exactly one VM name or id");
-    r = vm_check_names("vm show", 1, argv + optind);
-    if (r != CLI_EXIT_OK)
-        return r;
-    if (cli_call(ctx, "vm.show", cli_params_str("vm", argv[optind]), NULL, NULL, &reply) != CLI_EXIT_OK)
-        return CLI_EXIT_FAIL;
-    if (ctx->json)
-        out_print_json(reply.result);
-    else
-        vm_print_details(reply.result);
-    rpc_reply_done(&reply);
-    return CLI_EXIT_OK;
+    return cli_show(ctx, &show, argc, argv);
 }
 
 /* One vm.logs call; prints the data and moves *offset on. */
@@ -566,9 +451,7 @@ static int vm_logs(struct cli_ctx *ctx, int argc, char **argv)
         }
         return cli_getopt_error("vm logs", c, argv);
     }
-    if (argc - optind != 1)
-        return cli_usage_error("vm logs", "give exactly one VM name or id");
-    r = vm_check_names("vm logs", 1, argv + optind);
+    r = cli_one_name("vm logs", CLI_NAME_VM, argc, argv);
     if (r != CLI_EXIT_OK)
         return r;
     name = argv[optind];
@@ -623,9 +506,7 @@ static int vm_set(struct cli_ctx *ctx, int argc, char **argv)
             return cli_getopt_error("vm set", c, argv);
         }
     }
-    if (argc - optind != 1)
-        return cli_usage_error("vm set", "give exactly one VM name or id");
-    r = vm_check_names("vm set", 1, argv + optind);
+    r = cli_one_name("vm set", CLI_NAME_VM, argc, argv);
     if (r != CLI_EXIT_OK)
         return r;
     if (!vcpu && !memory_mib)
@@ -744,16 +625,11 @@ static int vm_prune(struct cli_ctx *ctx, int argc, char **argv)
 int cmd_vm(struct cli_ctx *ctx, int argc, char **argv)
 {
     const char *sub;
+    int r;
 
-    if (argc < 2) {
-        fputs(vm_usage, stderr);
-        return CLI_EXIT_USAGE;
-    }
-    sub = argv[1];
-    argc--;
-    argv++;
-    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0)
-        return cli_help(vm_usage);
+    r = cli_take_subcommand(vm_usage, &argc, &argv, &sub);
+    if (r >= 0)
+        return r;
     if (strcmp(sub, "create") == 0)
         return vm_create(ctx, argc, argv);
     for (size_t i = 0; i < sizeof(vm_actions) / sizeof(vm_actions[0]); i++)
@@ -769,7 +645,7 @@ int cmd_vm(struct cli_ctx *ctx, int argc, char **argv)
         return vm_set(ctx, argc, argv);
     if (strcmp(sub, "prune") == 0)
         return vm_prune(ctx, argc, argv);
-    int r = cmd_vm_agent(ctx, sub, argc, argv);
+    r = cmd_vm_agent(ctx, sub, argc, argv);
     if (r == CLI_NOT_MINE)
         r = cmd_vm_guest(ctx, sub, argc, argv);
     if (r != CLI_NOT_MINE)

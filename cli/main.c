@@ -160,15 +160,9 @@ int main(int argc, char **argv)
         ctx.socket_path = env_socket && *env_socket ? env_socket : CLI_DEFAULT_SOCKET;
     ctx.tty_progress = !ctx.json && isatty(STDERR_FILENO);
 
-    if (argc < 2) {
-        fputs(cli_usage, stderr);
-        return CLI_EXIT_USAGE;
-    }
-    cmd = argv[1];
-    argc--;
-    argv++;
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
-        return cli_help(cli_usage);
+    r = cli_take_subcommand(cli_usage, &argc, &argv, &cmd);
+    if (r >= 0)
+        return r;
     if (strcmp(cmd, "vm") == 0)
         return cmd_vm(&ctx, argc, argv);
     if (strcmp(cmd, "ps") == 0)

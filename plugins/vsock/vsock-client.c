@@ -2,121 +2,65 @@
 
 #include "vsock-client.h"
 #include "agent-proto.h"
+#include "hybrid-vsock.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #define VSOCK_ATTEMPT_TIMEOUT_MS 3000
 #define VSOCK_BACKOFF_FIRST_MS 50
 #define VSOCK_BACKOFF_MAX_MS 1000
 
-struct vsock_conn {
-    int fd;
-    char buf[AGENT_MAX_HEALTH_REPLY + 2];
-    size_t len;
-};
+/* Longest excerpt of unexpected bytes in a message. */
+#define VSOCK_EXCERPT_CHARS 60
 
 long long vsock_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return hvsock_now_ns() / 1000000;
 }
 
-/* Read one '\n'-terminated line of at most `max` bytes into line (NUL-
- * terminated, newline stripped); bytes after it stay buffered. */
-static int vsock_read_line(struct vsock_conn *c, size_t max, long long deadline_ms, char *line)
-{
-    for (;;) {
-        char *nl = memchr(c->buf, '\n', c->len);
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-        long long left;
-        ssize_t n;
-        int ready;
-
-        if (nl) {
-            size_t l = (size_t)(nl - c->buf);
-            if (l > max)
-                return -EPROTO;
-            memcpy(line, c->buf, l);
-            line[l] = '\0';
-            memmove(c->buf, nl + 1, c->len - l - 1);
-            c->len -= l + 1;
-            return 0;
-        }
-        if (c->len > max || c->len >= sizeof(c->buf))
-            return -EPROTO;
-        left = deadline_ms - vsock_now_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
-        ready = poll(&pfd, 1, (int)(left > 1000000 ? 1000000 : left));
-        if (ready < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (ready == 0)
-            return -ETIMEDOUT;
-        n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            return errno == EPIPE ? -ECONNRESET : -errno;
-        }
-        if (n == 0)
-            return -ECONNRESET;
-        c->len += (size_t)n;
-    }
-}
-
-static int vsock_send_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EPIPE ? -ECONNRESET : -errno;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Printable excerpt of unexpected bytes for an error message. */
 static void vsock_excerpt(const char *s, char *out, size_t out_len)
 {
-    size_t j = 0;
-
-    for (size_t i = 0; s[i] && j + 5 < out_len && i < 60; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f)
-            out[j++] = (char)ch;
-        else
-            j += (size_t)snprintf(out + j, out_len - j, "\\x%02x", ch);
-    }
-    out[j < out_len ? j : out_len - 1] = '\0';
+    hvsock_excerpt(s, VSOCK_EXCERPT_CHARS, out, out_len);
 }
 
-/* "OK <decimal>" exactly. */
-static int vsock_is_ok_line(const char *line)
+/* Connect and do the CONNECT/OK handshake, wording failures for `why`. */
+static int vsock_connect(struct hvsock_conn *c, const char *uds_path, unsigned port,
+                         long long deadline_ms, char *why, size_t why_len)
 {
-    size_t digits;
+    enum hvsock_stage stage;
+    char excerpt[256];
+    int r = hvsock_open(c, uds_path, port, deadline_ms * 1000000LL, &stage);
 
-    if (strncmp(line, AGENT_HYBRID_OK " ", 3) != 0)
+    if (r == 0)
         return 0;
-    digits = strspn(line + 3, "0123456789");
-    return digits > 0 && digits <= 10 && line[3 + digits] == '\0';
+    switch (stage) {
+    case HVSOCK_STAGE_PATH:
+        snprintf(why, why_len, "socket path too long: %s", uds_path);
+        return r;
+    case HVSOCK_STAGE_SOCKET:
+        snprintf(why, why_len, "socket: %s", strerror(-r));
+        return r;
+    case HVSOCK_STAGE_CONNECT:
+        snprintf(why, why_len, "connect %s: %s", uds_path, strerror(-r));
+        return r;
+    case HVSOCK_STAGE_SEND:
+        snprintf(why, why_len, "sending CONNECT: %s", strerror(-r));
+        return r;
+    case HVSOCK_STAGE_ANSWER:
+        break;
+    }
+    if (r == -EMSGSIZE || r == -EPROTO) {
+        vsock_excerpt(c->buf, excerpt, sizeof(excerpt));
+        snprintf(why, why_len, "expected \"OK <port>\" after CONNECT, got \"%s\"", excerpt);
+        return -EPROTO;
+    }
+    snprintf(why, why_len, "%s after CONNECT %u",
+             r == -ECONNRESET ? "connection closed" : strerror(-r), port);
+    return r;
 }
 
 static void vsock_copy_str(const cJSON *obj, const char *key, char *out, size_t out_len)
@@ -172,66 +116,23 @@ cleanup:
 int vsock_probe_once(const char *uds_path, unsigned port, long long deadline_ms,
                      struct vsock_health *health, char *why, size_t why_len)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct vsock_conn *c = NULL;
-    char line[AGENT_MAX_HEALTH_REPLY + 1], excerpt[256], req[64];
+    struct hvsock_conn c = { .fd = -1 };
+    char req[64], *line = NULL;
     int r;
 
-    if (strlen(uds_path) >= sizeof(sa.sun_path)) {
-        snprintf(why, why_len, "socket path too long: %s", uds_path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, uds_path);
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(why, why_len, "out of memory");
-        return -ENOMEM;
-    }
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        r = -errno;
-        snprintf(why, why_len, "socket: %s", strerror(errno));
+    r = vsock_connect(&c, uds_path, port, deadline_ms, why, why_len);
+    if (r < 0)
         goto cleanup;
-    }
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        r = -errno;
-        snprintf(why, why_len, "connect %s: %s", uds_path, strerror(errno));
-        goto cleanup;
-    }
-
-    snprintf(req, sizeof(req), AGENT_HYBRID_CONNECT " %u\n", port);
-    r = vsock_send_all(c->fd, req, strlen(req));
-    if (r < 0) {
-        snprintf(why, why_len, "sending CONNECT: %s", strerror(-r));
-        goto cleanup;
-    }
-    r = vsock_read_line(c, AGENT_HYBRID_MAX_LINE, deadline_ms, line);
-    if (r == -EPROTO) {
-        c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = '\0';
-        vsock_excerpt(c->buf, excerpt, sizeof(excerpt));
-        snprintf(why, why_len, "expected \"OK <port>\" after CONNECT, got \"%s\"", excerpt);
-        goto cleanup;
-    }
-    if (r < 0) {
-        snprintf(why, why_len, "%s after CONNECT %u",
-                 r == -ECONNRESET ? "connection closed" : strerror(-r), port);
-        goto cleanup;
-    }
-    if (!vsock_is_ok_line(line)) {
-        vsock_excerpt(line, excerpt, sizeof(excerpt));
-        snprintf(why, why_len, "expected \"OK <port>\" after CONNECT, got \"%s\"", excerpt);
-        r = -EPROTO;
-        goto cleanup;
-    }
 
     snprintf(req, sizeof(req), "{\"v\":%d,\"op\":\"%s\"}\n", AGENT_PROTO_VERSION, AGENT_OP_HEALTH);
-    r = vsock_send_all(c->fd, req, strlen(req));
+    r = hvsock_send_all(&c, req, strlen(req));
     if (r < 0) {
         snprintf(why, why_len, "sending the health request: %s", strerror(-r));
         goto cleanup;
     }
-    r = vsock_read_line(c, AGENT_MAX_HEALTH_REPLY, deadline_ms, line);
-    if (r == -EPROTO) {
+    r = hvsock_read_line(&c, AGENT_MAX_HEALTH_REPLY, &line);
+    if (r == -EMSGSIZE) {
+        r = -EPROTO;
         snprintf(why, why_len, "health reply longer than %u bytes", AGENT_MAX_HEALTH_REPLY);
         goto cleanup;
     }
@@ -242,9 +143,7 @@ int vsock_probe_once(const char *uds_path, unsigned port, long long deadline_ms,
     }
     r = vsock_check_health(line, health, why, why_len);
 cleanup:
-    if (c && c->fd >= 0)
-        close(c->fd);
-    free(c);
+    hvsock_close(&c);
     return r;
 }
 
