@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "daemon/daemon.h"
+#include "daemon/methods.h"
 #include "host/host.h"
 #include "images/images.h"
 #include "util/log.h"
@@ -64,7 +65,34 @@ cJSON *bangerd_json_image(const struct image_record *r)
     return o;
 }
 
-static void method_progress(void *ctx, const char *stage) { rpc_call_progress(ctx, stage); }
+void bangerd_progress(void *ctx, const char *stage) { rpc_call_progress(ctx, stage); }
+
+int bangerd_params(struct rpc_call *call, const char *const *keys,
+                   const struct bangerd_string_param *strings)
+{
+    int r = rpc_params_check(call, keys);
+    for (size_t i = 0; r == 0 && strings && strings[i].key; i++) {
+        r = rpc_param_string(call, strings[i].key, strings[i].required, strings[i].out);
+        if (r == -ENOENT && !strings[i].required)
+            r = 0;
+    }
+    return r;
+}
+
+int bangerd_vm_ref(struct rpc_call *call, const char *const *keys, const char **ref)
+{
+    const struct bangerd_string_param vm[] = { { "vm", true, ref }, { NULL, false, NULL } };
+    return bangerd_params(call, keys, vm);
+}
+
+int bangerd_image_result(struct rpc_call *call, struct image_record *img, int r)
+{
+    if (r < 0)
+        return r;
+    call->result = bangerd_json_image(img);
+    image_record_free(img);
+    return 0;
+}
 
 static int method_vm_result(struct bangerd *d, struct rpc_call *call, struct vm_record *rec, int r)
 {
@@ -101,12 +129,11 @@ static int method_vm_create(struct bangerd *d, struct rpc_call *call)
                                         "start", NULL };
     struct vm_create_params p = { .start = true };
     unsigned long long vcpu = 0, mem = 0;
-    int r = rpc_params_check(call, keys);
+    const struct bangerd_string_param strings[] = {
+        { "name", false, &p.name }, { "image", false, &p.image }, { NULL, false, NULL }
+    };
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
-        return r;
-    if ((r = rpc_param_string(call, "name", false, &p.name)) < 0 && r != -ENOENT)
-        return r;
-    if ((r = rpc_param_string(call, "image", false, &p.image)) < 0 && r != -ENOENT)
         return r;
     if ((r = rpc_param_uint(call, "vcpu", 1024, &vcpu)) < 0 && r != -ENOENT)
         return r;
@@ -123,7 +150,7 @@ static int method_vm_create(struct bangerd *d, struct rpc_call *call)
     p.vcpu = (unsigned)vcpu;
     p.memory_mib = mem;
     struct vm_record *rec = NULL;
-    r = vmsvc_create(d->vms, &p, method_progress, call, &rec, &call->err);
+    r = vmsvc_create(d->vms, &p, bangerd_progress, call, &rec, &call->err);
     return method_vm_result(d, call, rec, r);
 }
 
@@ -134,13 +161,11 @@ static int method_vm_op(struct bangerd *d, struct rpc_call *call, vm_op_fn op)
 {
     static const char *const keys[] = { "vm", NULL };
     const char *ref = NULL;
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, &ref);
+    int r = bangerd_vm_ref(call, keys, &ref);
     if (r < 0)
         return r;
     struct vm_record *rec = NULL;
-    r = op(d->vms, ref, method_progress, call, &rec, &call->err);
+    r = op(d->vms, ref, bangerd_progress, call, &rec, &call->err);
     return method_vm_result(d, call, rec, r);
 }
 
@@ -176,9 +201,7 @@ static int method_vm_kill(struct bangerd *d, struct rpc_call *call)
     static const char *const keys[] = { "vm", "signal", NULL };
     const char *ref = NULL;
     int sig;
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, &ref);
+    int r = bangerd_vm_ref(call, keys, &ref);
     if (r == 0)
         r = method_parse_signal(call, &sig);
     if (r < 0)
@@ -192,13 +215,11 @@ static int method_vm_delete(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "vm", NULL };
     const char *ref = NULL;
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, &ref);
+    int r = bangerd_vm_ref(call, keys, &ref);
     if (r < 0)
         return r;
     struct vm_record *rec = NULL;
-    r = vmsvc_delete(d->vms, ref, method_progress, call, &rec, &call->err);
+    r = vmsvc_delete(d->vms, ref, bangerd_progress, call, &rec, &call->err);
     if (r < 0)
         return r;
     call->result = cJSON_CreateObject();
@@ -208,16 +229,25 @@ static int method_vm_delete(struct bangerd *d, struct rpc_call *call)
     return 0;
 }
 
-static int method_vm_list(struct bangerd *d, struct rpc_call *call)
+/* The parameterless methods that walk every VM start here. */
+static int method_vm_list_load(struct bangerd *d, struct rpc_call *call, struct vm_list **list)
 {
     char eb[512] = "";
-    struct vm_list *list = NULL;
     int r = rpc_params_check(call, NULL);
     if (r < 0)
         return r;
-    r = store_vm_list(d->store, &list, eb, sizeof(eb));
+    r = store_vm_list(d->store, list, eb, sizeof(eb));
     if (r < 0)
         return bg_fail(&call->err, r, "%s", eb);
+    return 0;
+}
+
+static int method_vm_list(struct bangerd *d, struct rpc_call *call)
+{
+    struct vm_list *list = NULL;
+    int r = method_vm_list_load(d, call, &list);
+    if (r < 0)
+        return r;
     call->result = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(call->result, "vms");
     for (size_t i = 0; i < list->count; i++) {
@@ -233,9 +263,7 @@ static int method_vm_show(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "vm", NULL };
     const char *ref = NULL;
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, &ref);
+    int r = bangerd_vm_ref(call, keys, &ref);
     if (r < 0)
         return r;
     struct vm_record *rec = NULL;
@@ -253,9 +281,7 @@ static int method_vm_logs(struct bangerd *d, struct rpc_call *call)
     static const char *const keys[] = { "vm", "offset", NULL };
     const char *ref = NULL;
     unsigned long long offset = 0;
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, &ref);
+    int r = bangerd_vm_ref(call, keys, &ref);
     if (r < 0)
         return r;
     long long from = -64 * 1024;
@@ -282,9 +308,7 @@ static int method_vm_set(struct bangerd *d, struct rpc_call *call)
     static const char *const keys[] = { "vm", "vcpu", "memory_mib", NULL };
     const char *ref = NULL;
     unsigned long long vcpu = 0, mem = 0;
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, &ref);
+    int r = bangerd_vm_ref(call, keys, &ref);
     if (r < 0)
         return r;
     if ((r = rpc_param_uint(call, "vcpu", 1024, &vcpu)) < 0 && r != -ENOENT)
@@ -298,14 +322,10 @@ static int method_vm_set(struct bangerd *d, struct rpc_call *call)
 
 static int method_vm_prune(struct bangerd *d, struct rpc_call *call)
 {
-    char eb[512] = "";
     struct vm_list *list = NULL;
-    int r = rpc_params_check(call, NULL);
+    int r = method_vm_list_load(d, call, &list);
     if (r < 0)
         return r;
-    r = store_vm_list(d->store, &list, eb, sizeof(eb));
-    if (r < 0)
-        return bg_fail(&call->err, r, "%s", eb);
     call->result = cJSON_CreateObject();
     cJSON *deleted = cJSON_AddArrayToObject(call->result, "deleted");
     struct banger_error all = { 0 };
@@ -337,24 +357,16 @@ static int method_image_register(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "rootfs", "kernel", "initrd", NULL };
     struct images_register_params p = { 0 };
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "name", true, &p.name);
-    if (r == 0)
-        r = rpc_param_string(call, "rootfs", true, &p.rootfs);
-    if (r == 0)
-        r = rpc_param_string(call, "kernel", true, &p.kernel);
-    if (r == 0 && (r = rpc_param_string(call, "initrd", false, &p.initrd)) == -ENOENT)
-        r = 0;
+    const struct bangerd_string_param strings[] = {
+        { "name", true, &p.name }, { "rootfs", true, &p.rootfs }, { "kernel", true, &p.kernel },
+        { "initrd", false, &p.initrd }, { NULL, false, NULL }
+    };
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
         return r;
     struct image_record *img = NULL;
     r = images_register(d->store, d->images_dir, &p, &img, &call->err);
-    if (r < 0)
-        return r;
-    call->result = bangerd_json_image(img);
-    image_record_free(img);
-    return 0;
+    return bangerd_image_result(call, img, r);
 }
 
 static int method_image_list(struct bangerd *d, struct rpc_call *call)
@@ -379,10 +391,9 @@ static int method_image_show_or_delete(struct bangerd *d, struct rpc_call *call,
 {
     static const char *const keys[] = { "image", NULL };
     const char *ref = NULL;
+    const struct bangerd_string_param strings[] = { { "image", true, &ref }, { NULL, false, NULL } };
     char eb[512] = "";
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "image", true, &ref);
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
         return r;
     struct image_record *img = NULL;
@@ -395,11 +406,7 @@ static int method_image_show_or_delete(struct bangerd *d, struct rpc_call *call,
         else if (r < 0)
             bg_fail(&call->err, r, "%s", eb);
     }
-    if (r < 0)
-        return r;
-    call->result = bangerd_json_image(img);
-    image_record_free(img);
-    return 0;
+    return bangerd_image_result(call, img, r);
 }
 
 static int method_daemon_status(struct bangerd *d, struct rpc_call *call)

@@ -5,6 +5,7 @@
 
 #include "daemon/agent_client.h"
 #include "daemon/daemon.h"
+#include "daemon/methods.h"
 #include "util/log.h"
 /* AGENT_DEFAULT_PORT, shared with the agent and the vsock capability. */
 #include "../agent/agent-proto.h"
@@ -57,13 +58,12 @@ static int agent_parse_params(struct rpc_call *call, const char **ref, const cha
 {
     static const char *const keys[] = { "vm", "op", "timeout_ms", NULL };
     static const char *const ops[] = { "ping", "health", "ports", NULL };
+    const struct bangerd_string_param strings[] = {
+        { "vm", true, ref }, { "op", true, op }, { NULL, false, NULL }
+    };
     unsigned long long timeout = AGENT_TIMEOUT_DEFAULT_MS;
-    int r = rpc_params_check(call, keys);
+    int r = bangerd_params(call, keys, strings);
 
-    if (r == 0)
-        r = rpc_param_string(call, "vm", true, ref);
-    if (r == 0)
-        r = rpc_param_string(call, "op", true, op);
     if (r < 0)
         return r;
     r = rpc_param_uint(call, "timeout_ms", AGENT_TIMEOUT_MAX_MS, &timeout);

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "daemon/daemon.h"
+#include "daemon/methods.h"
 #include "guest/guest.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -51,9 +52,8 @@ static int method_vm_ssh_info(struct bangerd *d, struct rpc_call *call)
     char *key_path = guest_ssh_key_path(state_dir);
     char *hosts_path = guest_known_hosts_path(state_dir);
     bool pinned_now = false;
-    int r = rpc_params_check(call, keys);
-    if (r == 0 && (r = rpc_param_string(call, "vm", false, &ref)) == -ENOENT)
-        r = 0;
+    const struct bangerd_string_param strings[] = { { "vm", false, &ref }, { NULL, false, NULL } };
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
         goto cleanup;
     if (ref) {

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "daemon/daemon.h"
+#include "daemon/methods.h"
 #include "images/image_build.h"
 #include "images/image_import.h"
 #include "images/image_pull.h"
@@ -11,48 +12,31 @@
 #include <errno.h>
 #include <string.h>
 
-static void image_ext_progress(void *ctx, const char *stage) { rpc_call_progress(ctx, stage); }
-
-static int image_ext_result(struct rpc_call *call, struct image_record *img, int r)
-{
-    if (r < 0)
-        return r;
-    call->result = bangerd_json_image(img);
-    image_record_free(img);
-    return 0;
-}
-
 static int method_image_import(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "tar", "kernel", "initrd", NULL };
-    struct images_import_params p = { .progress = image_ext_progress, .progress_ctx = call };
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "name", true, &p.name);
-    if (r == 0)
-        r = rpc_param_string(call, "tar", true, &p.tar);
-    if (r == 0)
-        r = rpc_param_string(call, "kernel", true, &p.kernel);
-    if (r == 0 && (r = rpc_param_string(call, "initrd", false, &p.initrd)) == -ENOENT)
-        r = 0;
+    struct images_import_params p = { .progress = bangerd_progress, .progress_ctx = call };
+    const struct bangerd_string_param strings[] = {
+        { "name", true, &p.name }, { "tar", true, &p.tar }, { "kernel", true, &p.kernel },
+        { "initrd", false, &p.initrd }, { NULL, false, NULL }
+    };
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
         return r;
     struct image_record *img = NULL;
     r = images_import(d->store, d->images_dir, &p, &img, &call->err);
-    return image_ext_result(call, img, r);
+    return bangerd_image_result(call, img, r);
 }
 
 static int method_image_pull(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "source", "name", "sha256", NULL };
-    struct images_pull_params p = { .progress = image_ext_progress, .progress_ctx = call };
-    int r = rpc_params_check(call, keys);
-    if (r == 0)
-        r = rpc_param_string(call, "source", true, &p.source);
-    if (r == 0 && (r = rpc_param_string(call, "name", false, &p.name)) == -ENOENT)
-        r = 0;
-    if (r == 0 && (r = rpc_param_string(call, "sha256", false, &p.sha256)) == -ENOENT)
-        r = 0;
+    struct images_pull_params p = { .progress = bangerd_progress, .progress_ctx = call };
+    const struct bangerd_string_param strings[] = {
+        { "source", true, &p.source }, { "name", false, &p.name }, { "sha256", false, &p.sha256 },
+        { NULL, false, NULL }
+    };
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
         return r;
     if (p.sha256) {
@@ -67,18 +51,17 @@ static int method_image_pull(struct bangerd *d, struct rpc_call *call)
     }
     struct image_record *img = NULL;
     r = images_pull(d->store, d->images_dir, &p, &img, &call->err);
-    return image_ext_result(call, img, r);
+    return bangerd_image_result(call, img, r);
 }
 
 static int method_image_build_default(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "mirror", NULL };
-    struct images_build_params p = { .progress = image_ext_progress, .progress_ctx = call };
-    int r = rpc_params_check(call, keys);
-    if (r == 0 && (r = rpc_param_string(call, "name", false, &p.name)) == -ENOENT)
-        r = 0;
-    if (r == 0 && (r = rpc_param_string(call, "mirror", false, &p.mirror)) == -ENOENT)
-        r = 0;
+    struct images_build_params p = { .progress = bangerd_progress, .progress_ctx = call };
+    const struct bangerd_string_param strings[] = {
+        { "name", false, &p.name }, { "mirror", false, &p.mirror }, { NULL, false, NULL }
+    };
+    int r = bangerd_params(call, keys, strings);
     if (r < 0)
         return r;
     if (p.mirror && strncmp(p.mirror, "http://", 7) != 0 &&
@@ -89,7 +72,7 @@ static int method_image_build_default(struct bangerd *d, struct rpc_call *call)
     }
     struct image_record *img = NULL;
     r = images_build_default(d->store, d->images_dir, &p, &img, &call->err);
-    return image_ext_result(call, img, r);
+    return bangerd_image_result(call, img, r);
 }
 
 int bangerd_handle_image_ext(struct bangerd *d, struct rpc_call *call)

@@ -35,7 +35,9 @@ struct image_list *image_list_free(struct image_list *list)
     return NULL;
 }
 
-static int store_image_from_row(sqlite3_stmt *stmt, struct image_record **out)
+/* Build a record from the current row of an IMAGE_SELECT statement into
+ * the slot, a struct image_record *. */
+static int store_image_from_row(sqlite3_stmt *stmt, void *slot)
 {
     struct image_record *rec = calloc(1, sizeof(*rec));
 
@@ -51,41 +53,34 @@ static int store_image_from_row(sqlite3_stmt *stmt, struct image_record **out)
     }
     rec->created_at = sqlite3_column_int64(stmt, 6);
     rec->vm_count = (unsigned)sqlite3_column_int64(stmt, 7);
-    *out = rec;
+    *(struct image_record **)slot = rec;
     return 0;
 }
+
+static void store_image_free_slot(void *slot)
+{
+    struct image_record **rec = slot;
+
+    *rec = image_record_free(*rec);
+}
+
+const struct store_table store_image_table = {
+    .noun = "image",
+    .select = IMAGE_SELECT,
+    .id_col = "i.id",
+    .name_col = "i.name",
+    .order = "i.created_at, i.rowid",
+    .ambiguity_names_ids = false,
+    .slot_size = sizeof(struct image_record *),
+    .from_row = store_image_from_row,
+    .free_slot = store_image_free_slot,
+};
 
 /* 1 found, 0 not found, or a negative errno. */
 static int store_image_query_one(struct store *store, const char *where, const char *arg,
                                  struct image_record **out, char *errbuf, size_t errlen)
 {
-    sqlite3_stmt *stmt = NULL;
-    char sql[512];
-    int rc, r;
-
-    snprintf(sql, sizeof(sql), "%s WHERE %s", IMAGE_SELECT, where);
-    r = store_prepare(store, sql, &stmt, errbuf, errlen);
-    if (r < 0)
-        goto cleanup;
-    sqlite3_bind_text(stmt, 1, arg, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        r = 0;
-        goto cleanup;
-    }
-    if (rc != SQLITE_ROW) {
-        r = store_db_fail(store, rc, errbuf, errlen, "cannot read image");
-        goto cleanup;
-    }
-    r = store_image_from_row(stmt, out);
-    if (r < 0) {
-        store_fail(errbuf, errlen, r, "out of memory");
-        goto cleanup;
-    }
-    r = 1;
-cleanup:
-    sqlite3_finalize(stmt);
-    return r;
+    return store_lookup_one(store, &store_image_table, where, arg, out, errbuf, errlen);
 }
 
 static int store_image_check_path(const char *label, const char *path, bool required,
@@ -188,12 +183,9 @@ static int store_image_insert_locked(struct store *store, const struct image_req
         goto cleanup;
     }
 
-    r = store_image_query_one(store, "i.id = ?1", id, &rec, errbuf, errlen);
-    if (r <= 0) {
-        if (r == 0)
-            r = store_fail(errbuf, errlen, -EIO, "image %s vanished right after insert", id);
+    r = store_lookup_inserted(store, &store_image_table, id, &rec, errbuf, errlen);
+    if (r < 0)
         goto cleanup;
-    }
     r = store_commit(store, errbuf, errlen);
     if (r < 0)
         goto cleanup;
@@ -224,139 +216,41 @@ int store_image_insert(struct store *store, const struct image_request *req,
     return r;
 }
 
-static int store_image_get(struct store *store, const char *where, const char *label,
-                           const char *arg, struct image_record **out, char *errbuf,
-                           size_t errlen)
-{
-    int r;
-
-    if (!arg || arg[0] == '\0')
-        return store_fail(errbuf, errlen, -EINVAL, "no image %s given", label);
-    pthread_mutex_lock(&store->lock);
-    r = store_image_query_one(store, where, arg, out, errbuf, errlen);
-    pthread_mutex_unlock(&store->lock);
-    if (r == 0)
-        return store_fail(errbuf, errlen, -ENOENT, "image %s '%s' not found", label, arg);
-    return r < 0 ? r : 0;
-}
-
 int store_image_get_by_id(struct store *store, const char *id, struct image_record **out,
                           char *errbuf, size_t errlen)
 {
-    return store_image_get(store, "i.id = ?1", "id", id, out, errbuf, errlen);
+    return store_lookup_get(store, &store_image_table, "i.id", "id", id, out, errbuf, errlen);
 }
 
 int store_image_get_by_name(struct store *store, const char *name, struct image_record **out,
                             char *errbuf, size_t errlen)
 {
-    return store_image_get(store, "i.name = ?1", "name", name, out, errbuf, errlen);
-}
-
-/* Unique id-prefix match: 1 found, 0 none, -ENOTUNIQ when several. */
-static int store_image_find_prefix(struct store *store, const char *prefix,
-                                   struct image_record **out, char *errbuf, size_t errlen)
-{
-    sqlite3_stmt *stmt = NULL;
-    int rc, r;
-
-    /* Count first: cheap, and the message only needs the number. */
-    r = store_prepare(store, "SELECT count(*) FROM images WHERE id GLOB ?1 || '*'", &stmt,
-                      errbuf, errlen);
-    if (r < 0)
-        return r;
-    sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        r = store_db_fail(store, rc, errbuf, errlen, "cannot read images");
-    } else {
-        int64_t n = sqlite3_column_int64(stmt, 0);
-
-        if (n > 1)
-            r = store_fail(errbuf, errlen, -ENOTUNIQ,
-                           "image id prefix '%s' is ambiguous: it matches %lld images; give more characters",
-                           prefix, (long long)n);
-        else if (n == 1)
-            r = store_image_query_one(store, "i.id GLOB ?1 || '*'", prefix, out, errbuf, errlen);
-        else
-            r = 0;
-    }
-    sqlite3_finalize(stmt);
-    return r;
+    return store_lookup_get(store, &store_image_table, "i.name", "name", name, out, errbuf,
+                            errlen);
 }
 
 int store_image_find(struct store *store, const char *ref, struct image_record **out,
                      char *errbuf, size_t errlen)
 {
-    int r;
-
-    if (!ref || ref[0] == '\0')
-        return store_fail(errbuf, errlen, -EINVAL, "no image name or id given");
-    pthread_mutex_lock(&store->lock);
-    r = store_image_query_one(store, "i.id = ?1", ref, out, errbuf, errlen);
-    if (r == 0)
-        r = store_image_query_one(store, "i.name = ?1", ref, out, errbuf, errlen);
-    if (r == 0 && store_is_id_prefix(ref))
-        r = store_image_find_prefix(store, ref, out, errbuf, errlen);
-    pthread_mutex_unlock(&store->lock);
-    if (r == 0)
-        return store_fail(errbuf, errlen, -ENOENT, "image '%s' not found", ref);
-    return r < 0 ? r : 0;
-}
-
-static int store_image_list_locked(struct store *store, struct image_list **out, char *errbuf,
-                                   size_t errlen)
-{
-    struct image_list *list = calloc(1, sizeof(*list));
-    sqlite3_stmt *stmt = NULL;
-    size_t cap = 0;
-    int rc, r;
-
-    if (!list)
-        return store_fail(errbuf, errlen, -ENOMEM, "out of memory");
-    r = store_prepare(store, IMAGE_SELECT " ORDER BY i.created_at, i.rowid", &stmt, errbuf,
-                      errlen);
-    if (r < 0)
-        goto cleanup;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (list->count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct image_record **grown = realloc(list->items, ncap * sizeof(*grown));
-
-            if (!grown) {
-                r = store_fail(errbuf, errlen, -ENOMEM, "out of memory");
-                goto cleanup;
-            }
-            list->items = grown;
-            cap = ncap;
-        }
-        r = store_image_from_row(stmt, &list->items[list->count]);
-        if (r < 0) {
-            store_fail(errbuf, errlen, r, "out of memory");
-            goto cleanup;
-        }
-        list->count++;
-    }
-    if (rc != SQLITE_DONE) {
-        r = store_db_fail(store, rc, errbuf, errlen, "cannot list images");
-        goto cleanup;
-    }
-    *out = list;
-    list = NULL;
-    r = 0;
-cleanup:
-    sqlite3_finalize(stmt);
-    image_list_free(list);
-    return r;
+    return store_lookup_find(store, &store_image_table, ref, out, errbuf, errlen);
 }
 
 int store_image_list(struct store *store, struct image_list **out, char *errbuf, size_t errlen)
 {
+    struct image_list *list = calloc(1, sizeof(*list));
+    void *items = NULL;
     int r;
 
-    pthread_mutex_lock(&store->lock);
-    r = store_image_list_locked(store, out, errbuf, errlen);
-    pthread_mutex_unlock(&store->lock);
-    return r;
+    if (!list)
+        return store_fail(errbuf, errlen, -ENOMEM, "out of memory");
+    r = store_lookup_list(store, &store_image_table, &items, &list->count, errbuf, errlen);
+    if (r < 0) {
+        free(list);
+        return r;
+    }
+    list->items = items;
+    *out = list;
+    return 0;
 }
 
 int store_image_vm_count(struct store *store, const char *id, unsigned *count, char *errbuf,

@@ -62,8 +62,9 @@ struct vm_list *vm_list_free(struct vm_list *list)
     return NULL;
 }
 
-/* Build a record from the current row of a VM_SELECT statement. */
-static int store_vm_from_row(sqlite3_stmt *stmt, struct vm_record **out)
+/* Build a record from the current row of a VM_SELECT statement into the
+ * slot, a struct vm_record *. */
+static int store_vm_from_row(sqlite3_stmt *stmt, void *slot)
 {
     struct vm_record *rec = calloc(1, sizeof(*rec));
     char *state = NULL;
@@ -91,7 +92,7 @@ static int store_vm_from_row(sqlite3_stmt *stmt, struct vm_record **out)
     rec->created_at = sqlite3_column_int64(stmt, 14);
     rec->updated_at = sqlite3_column_int64(stmt, 15);
     rec->started_at = sqlite3_column_int64(stmt, 16); /* NULL reads as 0 */
-    *out = rec;
+    *(struct vm_record **)slot = rec;
     rec = NULL;
     r = 0;
 cleanup:
@@ -100,38 +101,29 @@ cleanup:
     return r;
 }
 
-/* Fetch at most one VM matching `where` (with ?1 bound to arg).
- * Returns 1 found, 0 not found, or a negative errno. */
-int store_vm_query_one(struct store *store, const char *where, const char *arg,
-                              struct vm_record **out, char *errbuf, size_t errlen)
+static void store_vm_free_slot(void *slot)
 {
-    sqlite3_stmt *stmt = NULL;
-    char sql[512];
-    int rc, r;
+    struct vm_record **rec = slot;
 
-    snprintf(sql, sizeof(sql), "%s WHERE %s", VM_SELECT, where);
-    r = store_prepare(store, sql, &stmt, errbuf, errlen);
-    if (r < 0)
-        goto cleanup;
-    sqlite3_bind_text(stmt, 1, arg, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        r = 0;
-        goto cleanup;
-    }
-    if (rc != SQLITE_ROW) {
-        r = store_db_fail(store, rc, errbuf, errlen, "cannot read VM");
-        goto cleanup;
-    }
-    r = store_vm_from_row(stmt, out);
-    if (r < 0) {
-        store_fail(errbuf, errlen, r, "out of memory");
-        goto cleanup;
-    }
-    r = 1;
-cleanup:
-    sqlite3_finalize(stmt);
-    return r;
+    *rec = vm_record_free(*rec);
+}
+
+const struct store_table store_vm_table = {
+    .noun = "VM",
+    .select = VM_SELECT,
+    .id_col = "v.id",
+    .name_col = "v.name",
+    .order = "v.created_at, v.rowid",
+    .ambiguity_names_ids = true,
+    .slot_size = sizeof(struct vm_record *),
+    .from_row = store_vm_from_row,
+    .free_slot = store_vm_free_slot,
+};
+
+int store_vm_query_one(struct store *store, const char *where, const char *arg,
+                       struct vm_record **out, char *errbuf, size_t errlen)
+{
+    return store_lookup_one(store, &store_vm_table, where, arg, out, errbuf, errlen);
 }
 
 /* Does a row exist for this query with ?1 = arg? 1, 0 or negative errno. */
@@ -158,164 +150,40 @@ int store_vm_exists(struct store *store, const char *sql, const char *arg, char 
 
 /* ---- lookups ------------------------------------------------------------ */
 
-static int store_vm_get(struct store *store, const char *where, const char *label,
-                        const char *arg, struct vm_record **out, char *errbuf, size_t errlen)
-{
-    int r;
-
-    if (!arg || arg[0] == '\0')
-        return store_fail(errbuf, errlen, -EINVAL, "no VM %s given", label);
-    pthread_mutex_lock(&store->lock);
-    r = store_vm_query_one(store, where, arg, out, errbuf, errlen);
-    pthread_mutex_unlock(&store->lock);
-    if (r == 0)
-        return store_fail(errbuf, errlen, -ENOENT, "VM %s '%s' not found", label, arg);
-    return r < 0 ? r : 0;
-}
-
 int store_vm_get_by_id(struct store *store, const char *id, struct vm_record **out,
                        char *errbuf, size_t errlen)
 {
-    return store_vm_get(store, "v.id = ?1", "id", id, out, errbuf, errlen);
+    return store_lookup_get(store, &store_vm_table, "v.id", "id", id, out, errbuf, errlen);
 }
 
 int store_vm_get_by_name(struct store *store, const char *name, struct vm_record **out,
                          char *errbuf, size_t errlen)
 {
-    return store_vm_get(store, "v.name = ?1", "name", name, out, errbuf, errlen);
-}
-
-/* Unique id-prefix match. 1 found, 0 none, -ENOTUNIQ listing candidates. */
-static int store_vm_find_prefix(struct store *store, const char *prefix, struct vm_record **out,
-                                char *errbuf, size_t errlen)
-{
-    sqlite3_stmt *stmt = NULL;
-    struct vm_record *first = NULL;
-    char ids[128] = "";
-    size_t matches = 0;
-    int rc, r;
-
-    /* prefix is lowercase hex only (store_is_id_prefix), so it cannot
-     * carry GLOB metacharacters. */
-    r = store_prepare(store, VM_SELECT " WHERE v.id GLOB ?1 || '*' ORDER BY v.id LIMIT 4", &stmt,
-                      errbuf, errlen);
-    if (r < 0)
-        goto cleanup;
-    sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(stmt, 0);
-        size_t used = strlen(ids);
-
-        if (matches < 3)
-            snprintf(ids + used, sizeof(ids) - used, "%s%s (%s)", matches ? ", " : "", id,
-                     (const char *)sqlite3_column_text(stmt, 1));
-        else
-            snprintf(ids + used, sizeof(ids) - used, ", ...");
-        if (matches == 0) {
-            r = store_vm_from_row(stmt, &first);
-            if (r < 0) {
-                store_fail(errbuf, errlen, r, "out of memory");
-                goto cleanup;
-            }
-        }
-        matches++;
-    }
-    if (rc != SQLITE_DONE) {
-        r = store_db_fail(store, rc, errbuf, errlen, "cannot read VMs");
-        goto cleanup;
-    }
-    if (matches > 1) {
-        r = store_fail(errbuf, errlen, -ENOTUNIQ,
-                       "VM id prefix '%s' is ambiguous: it matches %s; give more characters",
-                       prefix, ids);
-        goto cleanup;
-    }
-    if (matches == 1) {
-        *out = first;
-        first = NULL;
-        r = 1;
-    } else {
-        r = 0;
-    }
-cleanup:
-    sqlite3_finalize(stmt);
-    vm_record_free(first);
-    return r;
+    return store_lookup_get(store, &store_vm_table, "v.name", "name", name, out, errbuf, errlen);
 }
 
 int store_vm_find(struct store *store, const char *ref, struct vm_record **out, char *errbuf,
                   size_t errlen)
 {
-    int r;
-
-    if (!ref || ref[0] == '\0')
-        return store_fail(errbuf, errlen, -EINVAL, "no VM name or id given");
-    pthread_mutex_lock(&store->lock);
-    r = store_vm_query_one(store, "v.id = ?1", ref, out, errbuf, errlen);
-    if (r == 0)
-        r = store_vm_query_one(store, "v.name = ?1", ref, out, errbuf, errlen);
-    if (r == 0 && store_is_id_prefix(ref))
-        r = store_vm_find_prefix(store, ref, out, errbuf, errlen);
-    pthread_mutex_unlock(&store->lock);
-    if (r == 0)
-        return store_fail(errbuf, errlen, -ENOENT, "VM '%s' not found", ref);
-    return r < 0 ? r : 0;
-}
-
-static int store_vm_list_locked(struct store *store, struct vm_list **out, char *errbuf,
-                                size_t errlen)
-{
-    sqlite3_stmt *stmt = NULL;
-    struct vm_list *list = NULL;
-    size_t cap = 0;
-    int rc, r;
-
-    list = calloc(1, sizeof(*list));
-    if (!list)
-        return store_fail(errbuf, errlen, -ENOMEM, "out of memory");
-    r = store_prepare(store, VM_SELECT " ORDER BY v.created_at, v.rowid", &stmt, errbuf, errlen);
-    if (r < 0)
-        goto cleanup;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (list->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct vm_record **grown = realloc(list->items, ncap * sizeof(*grown));
-
-            if (!grown) {
-                r = store_fail(errbuf, errlen, -ENOMEM, "out of memory");
-                goto cleanup;
-            }
-            list->items = grown;
-            cap = ncap;
-        }
-        r = store_vm_from_row(stmt, &list->items[list->count]);
-        if (r < 0) {
-            store_fail(errbuf, errlen, r, "out of memory");
-            goto cleanup;
-        }
-        list->count++;
-    }
-    if (rc != SQLITE_DONE) {
-        r = store_db_fail(store, rc, errbuf, errlen, "cannot list VMs");
-        goto cleanup;
-    }
-    *out = list;
-    list = NULL;
-    r = 0;
-cleanup:
-    sqlite3_finalize(stmt);
-    vm_list_free(list);
-    return r;
+    return store_lookup_find(store, &store_vm_table, ref, out, errbuf, errlen);
 }
 
 int store_vm_list(struct store *store, struct vm_list **out, char *errbuf, size_t errlen)
 {
+    struct vm_list *list = calloc(1, sizeof(*list));
+    void *items = NULL;
     int r;
 
-    pthread_mutex_lock(&store->lock);
-    r = store_vm_list_locked(store, out, errbuf, errlen);
-    pthread_mutex_unlock(&store->lock);
-    return r;
+    if (!list)
+        return store_fail(errbuf, errlen, -ENOMEM, "out of memory");
+    r = store_lookup_list(store, &store_vm_table, &items, &list->count, errbuf, errlen);
+    if (r < 0) {
+        free(list);
+        return r;
+    }
+    list->items = items;
+    *out = list;
+    return 0;
 }
 
 /* ---- updates ------------------------------------------------------------ */

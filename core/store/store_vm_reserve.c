@@ -320,12 +320,9 @@ static int store_vm_reserve_locked(struct store *store, const struct vm_request 
         goto cleanup;
     }
 
-    r = store_vm_query_one(store, "v.id = ?1", id, &rec, errbuf, errlen);
-    if (r <= 0) {
-        if (r == 0)
-            r = store_fail(errbuf, errlen, -EIO, "VM %s vanished right after insert", id);
+    r = store_lookup_inserted(store, &store_vm_table, id, &rec, errbuf, errlen);
+    if (r < 0)
         goto cleanup;
-    }
     r = store_commit(store, errbuf, errlen);
     if (r < 0)
         goto cleanup;
