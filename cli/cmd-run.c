@@ -476,7 +476,8 @@ int guest_vm_run(struct cli_ctx *ctx, int argc, char **argv)
     if (!o.rm)
         guest_print_still_running(name);
 finish:
-    if (guest_interrupt_signal() && status == CLI_EXIT_FAIL)
+    /* Interrupted: report the signal, not ssh's own 255 for it. */
+    if (guest_interrupt_signal())
         status = 128 + guest_interrupt_signal();
     if (o.rm && name && guest_delete(ctx, name) != CLI_EXIT_OK && status == CLI_EXIT_OK)
         status = CLI_EXIT_FAIL;

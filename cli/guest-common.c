@@ -165,10 +165,25 @@ pid_t guest_spawn(const char *const *argv, int in_fd, int out_fd, const char *di
 }
 
 static volatile sig_atomic_t guest_interrupted;
+static volatile sig_atomic_t guest_forward_pid;
 
 static void guest_on_signal(int sig)
 {
+    int saved_errno = errno;
+
     guest_interrupted = sig;
+    /* A signal sent to banger alone (kill, a supervisor) must also end the
+     * ssh it waits for, as Ctrl-C does for the whole foreground group. */
+    if (guest_forward_pid > 0)
+        kill((pid_t)guest_forward_pid, sig);
+    errno = saved_errno;
+}
+
+void guest_forward_signals_to(pid_t pid)
+{
+    guest_forward_pid = pid;
+    if (pid > 0 && guest_interrupted)
+        kill(pid, (int)guest_interrupted);
 }
 
 void guest_install_signals(void)

@@ -81,6 +81,8 @@ pid_t guest_spawn(const char *const *argv, int in_fd, int out_fd, const char *di
 
 /* SIGINT, SIGTERM and SIGHUP are remembered instead of ending the CLI. */
 void guest_install_signals(void);
+/* While `pid` (> 0) runs, pass SIGINT/SIGTERM/SIGHUP on to it; 0 stops. */
+void guest_forward_signals_to(pid_t pid);
 /* The signal remembered, or 0. */
 int guest_interrupt_signal(void);
 

@@ -151,7 +151,9 @@ int guest_run_ssh(const struct guest_ssh *g, const char *tty, const char *const 
     guest_ssh_argv(&a, g, tty, extra, remote);
     fflush(stdout);
     pid_t pid = guest_spawn(a.v, -1, -1, NULL);
+    guest_forward_signals_to(pid);
     int status = pid < 0 ? CLI_EXIT_FAIL : guest_wait_status(pid);
+    guest_forward_signals_to(0);
     guest_argv_free(&a);
     return status;
 }

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,90 @@ START_TEST(test_run_exit_status_and_rm)
     free(hosts);
     free(out);
     free(err);
+}
+END_TEST
+
+/* Start `vm run --rm -- sleep 30` as a child in its own process group, wait
+ * until ssh answered (the CLI says "ready at"), then send `sig` to the whole
+ * group as a terminal's Ctrl-C does, or to banger alone as kill(1) or a
+ * supervisor does (banger must pass it on to its ssh). */
+static void g_run_interrupted(int sig, bool whole_group)
+{
+    char *out_path = g_printf("%s/int-stdout.txt", T.dir);
+    char *err_path = g_printf("%s/int-stderr.txt", T.dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        int i = open("/dev/null", O_RDONLY);
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(i, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        execl(BANGER_CLI, "banger", "--socket", T.socket, "vm", "run", "--name", "intr",
+              "--rm", "--", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    int status = 0;
+    bool ready = false, exited = false;
+    /* Bounded: 30 s for the boot (the stand-in answers in well under that). */
+    for (int i = 0; i < 600 && !ready && !exited; i++) {
+        char *text = g_read(err_path);
+        ready = text && strstr(text, "ready at") != NULL;
+        free(text);
+        exited = waitpid(pid, &status, WNOHANG) == pid;
+        if (!ready && !exited)
+            usleep(50 * 1000);
+    }
+    if (!exited && !ready)
+        kill(-pid, SIGKILL);
+    ck_assert_msg(!exited, "banger exited before the VM was ready (status %d)", status);
+    ck_assert_msg(ready, "the VM was not ready within 30 s");
+    ck_assert_int_eq(g_vm_count(), 1);
+    /* Let ssh start the command: the signal must land while it runs. */
+    usleep(300 * 1000);
+    ck_assert_int_eq(kill(whole_group ? -pid : pid, sig), 0);
+    /* Bounded wait, far below the 30 s sleep: the interrupt, not the
+     * command, must end the run. */
+    for (int i = 0; i < 400 && !exited; i++) {
+        exited = waitpid(pid, &status, WNOHANG) == pid;
+        if (!exited)
+            usleep(50 * 1000);
+    }
+    if (!exited) {
+        kill(-pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    char *err = g_read(err_path);
+    ck_assert_msg(exited, "banger still running 20 s after signal %d; stderr: %s", sig, err);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig,
+                  "status %#x, want exit %d; stderr: %s", status, 128 + sig, err);
+    free(err);
+    /* --rm still held: no VM, no dirs, no processes. */
+    ck_assert_int_eq(g_vm_count(), 0);
+    ck_assert_int_eq(e2e_vm_dirs(&T), 0);
+    g_wait_no_processes();
+    free(out_path);
+    free(err_path);
+}
+
+START_TEST(test_run_rm_sigint)
+{
+    g_run_interrupted(SIGINT, true);
+}
+END_TEST
+
+START_TEST(test_run_rm_sigint_banger_only)
+{
+    g_run_interrupted(SIGINT, false);
+}
+END_TEST
+
+START_TEST(test_run_rm_sigterm)
+{
+    g_run_interrupted(SIGTERM, false);
 }
 END_TEST
 
@@ -420,6 +505,9 @@ int main(void)
     tcase_add_checked_fixture(tc, g_setup, g_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_run_exit_status_and_rm);
+    tcase_add_test(tc, test_run_rm_sigint);
+    tcase_add_test(tc, test_run_rm_sigint_banger_only);
+    tcase_add_test(tc, test_run_rm_sigterm);
     tcase_add_test(tc, test_run_repo_tracked_only);
     tcase_add_test(tc, test_exec_stdin_stdout_status);
     tcase_add_test(tc, test_changed_host_key_refused);
@@ -427,7 +515,9 @@ int main(void)
     tcase_add_test(tc, test_ssh_config_install_idempotent);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    e2e_run_begin();
     srunner_run_all(sr, CK_NORMAL);
+    e2e_run_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
