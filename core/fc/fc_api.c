@@ -200,6 +200,8 @@ static int fc_put_drive(const char *sock, const struct banger_drive *d, int time
     cJSON_AddStringToObject(o, "path_on_host", d->path_on_host);
     cJSON_AddBoolToObject(o, "is_root_device", d->is_root_device);
     cJSON_AddBoolToObject(o, "is_read_only", d->is_read_only);
+    if (d->cache == BANGER_DRIVE_CACHE_WRITEBACK)
+        cJSON_AddStringToObject(o, "cache_type", "Writeback");
     return fc_api_put_json(sock, path, o, timeout_ms, err);
 }
 

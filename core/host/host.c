@@ -39,6 +39,10 @@ static int host_add_drive(struct banger_vm *vm, const struct banger_drive *drive
     struct bg_fc_contrib *c = &vm->contrib;
     if (!drive || !drive->drive_id || !drive->path_on_host)
         return bg_fail(err, -EINVAL, "drive needs drive_id and path_on_host");
+    if (BANGER_HAS_FIELD(struct banger_drive, drive, cache) &&
+        drive->cache != BANGER_DRIVE_CACHE_UNSAFE && drive->cache != BANGER_DRIVE_CACHE_WRITEBACK)
+        return bg_fail(err, -EINVAL, "drive '%s': unknown cache mode %d", drive->drive_id,
+                       (int)drive->cache);
     for (const char *p = drive->drive_id; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (*p >= '0' && *p <= '9') || *p == '_'))
@@ -60,6 +64,8 @@ static int host_add_drive(struct banger_vm *vm, const struct banger_drive *drive
         .is_read_only = drive->is_read_only,
         .drive_id = xstrdup(drive->drive_id),
         .path_on_host = xstrdup(drive->path_on_host),
+        .cache = BANGER_HAS_FIELD(struct banger_drive, drive, cache) ? drive->cache
+                                                                     : BANGER_DRIVE_CACHE_UNSAFE,
     };
     return 0;
 }

@@ -125,6 +125,22 @@ struct banger_vm_info {
     const char *bridge;         /* network.bridge */
 };
 
+/* Drive ids that more than one party relies on. The root drive comes from
+ * whichever root module the operator chose (snapshot, reflink, ...); the
+ * work disk is the guest's /root, made by the core; the key injection and
+ * the guest image look for it by these names. */
+#define BANGER_DRIVE_ROOT "root"
+#define BANGER_DRIVE_WORK "work"
+
+/* Firecracker's cache_type for a drive. */
+enum banger_drive_cache {
+    /* Firecracker's default: the guest's flushes are not passed to the host. */
+    BANGER_DRIVE_CACHE_UNSAFE = 0,
+    /* Guest flushes become fsync on the host file: data the guest synced
+     * survives a host crash. */
+    BANGER_DRIVE_CACHE_WRITEBACK = 1,
+};
+
 /* A block device for Firecracker's PUT /drives/{drive_id}. */
 struct banger_drive {
     uint32_t struct_size;
@@ -132,6 +148,8 @@ struct banger_drive {
     bool is_read_only;
     const char *drive_id;       /* [A-Za-z0-9_]+, unique per VM */
     const char *path_on_host;
+    /* Appended after ABI 1.0; read it only when BANGER_HAS_FIELD says so. */
+    enum banger_drive_cache cache;
 };
 
 /* A network interface for Firecracker's PUT /network-interfaces/{iface_id}. */
