@@ -14,6 +14,7 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,43 @@ static void assert_msg_has(const struct banger_error *err, const char *needle)
 {
     ck_assert_msg(strstr(err->msg, needle), "message '%s' lacks '%s'", err->msg, needle);
 }
+
+/* A register from another file system (copy_file_range says EXDEV between
+ * tmpfs and the state dir's) still copies, and keeps the holes. */
+START_TEST(copy_across_file_systems_keeps_holes)
+{
+    struct stat sb;
+    if (stat("/dev/shm", &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return; /* no tmpfs to copy from */
+    char from[] = "/dev/shm/banger-copy-XXXXXX";
+    int fd = mkstemp(from);
+    ck_assert_int_ge(fd, 0);
+    const off_t far = 96 << 20, size = 128 << 20;
+    ck_assert_int_eq(pwrite(fd, "head", 4, 0), 4);
+    ck_assert_int_eq(pwrite(fd, "tail", 4, far), 4);
+    ck_assert_int_eq(ftruncate(fd, size), 0);
+    close(fd);
+    char *to = xasprintf("%s/copy.img", t.dir);
+    struct banger_error err = { 0 };
+    int r = images_copy_file(from, to, &err);
+    unlink(from);
+    ck_assert_msg(r == 0, "%s", err.msg);
+    char buf[5] = "";
+    fd = open(to, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, buf, 4, 0), 4);
+    ck_assert_str_eq(buf, "head");
+    ck_assert_int_eq(pread(fd, buf, 4, far), 4);
+    ck_assert_str_eq(buf, "tail");
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    close(fd);
+    ck_assert_int_eq(sb.st_size, size);
+    ck_assert_msg(sb.st_blocks * 512 < (1 << 20), "the copy is not sparse: %lld bytes used",
+                  (long long)sb.st_blocks * 512);
+    unlink(to);
+    free(to);
+}
+END_TEST
 
 /* ---- register ----------------------------------------------------------- */
 
@@ -522,6 +560,7 @@ static Suite *images_suite(void)
     TCase *tc = tcase_create("register");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, register_writes_sha256_and_kernel_version);
+    tcase_add_test(tc, copy_across_file_systems_keeps_holes);
     tcase_add_test(tc, register_rejects_non_ext4);
     tcase_add_test(tc, register_rejects_bzimage);
     tcase_add_test(tc, register_rejects_taken_name);
