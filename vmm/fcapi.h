@@ -188,6 +188,9 @@ void fcd_sleep_ms(long ms);
 int fcd_write_all(int fd, const void *buf, size_t len);
 bool fcd_id_valid(const char *id);
 bool fcd_instance_id_valid(const char *id);
+/* Firecracker flags that banger-vmm-qemu and fc-double accept and ignore. */
+bool fcd_flag_is_ignored_with_value(const char *arg);
+bool fcd_flag_is_ignored_switch(const char *arg);
 void fcd_record(const char *method, const char *path, const char *body, size_t body_len,
 		int status);
 void fcd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

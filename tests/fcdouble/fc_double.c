@@ -37,27 +37,6 @@
 
 struct fcd_knobs fcd_knobs;
 
-/* Real Firecracker flags that take a value, accepted and ignored. */
-static const char *const fcd_value_flags[] = {
-	"--log-path", "--level", "--module", "--metrics-path", "--seccomp-filter",
-	"--metadata", "--mmds-size-limit", "--start-time-us", "--start-time-cpu-us",
-	"--parent-cpu-time-us", NULL,
-};
-
-/* Real Firecracker switches, accepted and ignored. */
-static const char *const fcd_switch_flags[] = {
-	"--show-level", "--show-log-origin", "--boot-timer", "--no-seccomp", "--enable-pci",
-	NULL,
-};
-
-static bool fcd_in_list(const char *const *list, const char *s)
-{
-	for (; *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
-}
-
 static void fcd_usage(FILE *out)
 {
 	fprintf(out, "usage: fc-double --api-sock PATH [--id ID] [--ignore-ctrl-alt-del]\n"
@@ -80,11 +59,11 @@ static int fcd_parse_args(int argc, char **argv)
 			exit(0);
 		} else if (strcmp(a, "--ignore-ctrl-alt-del") == 0) {
 			fcd_knobs.ignore_ctrl_alt_del = true;
-		} else if (fcd_in_list(fcd_switch_flags, a)) {
+		} else if (fcd_flag_is_ignored_switch(a)) {
 			continue;
 		} else if (strcmp(a, "--api-sock") == 0 || strcmp(a, "--id") == 0 ||
 			   strcmp(a, "--http-api-max-payload-size") == 0 ||
-			   fcd_in_list(fcd_value_flags, a)) {
+			   fcd_flag_is_ignored_with_value(a)) {
 			if (!v) {
 				fprintf(stderr, "fc-double: %s needs a value\n", a);
 				return -EINVAL;
