@@ -146,6 +146,14 @@ static void vmm_ctrl_alt_del(struct fcd_response *resp)
 		fcd_response_fault(resp, "Ctrl-Alt-Del: %s", msg);
 }
 
+static void vmm_set_paused(bool paused, struct fcd_response *resp)
+{
+	char msg[FCD_MSG_MAX];
+
+	if (vmm_qemu_set_paused(paused, msg, sizeof(msg)) < 0)
+		fcd_response_fault(resp, "%s: %s", paused ? "Pause" : "Resume", msg);
+}
+
 static int vmm_vsock_connect(uint32_t guest_cid, uint32_t port)
 {
 	struct sockaddr_vm addr = {
@@ -187,6 +195,7 @@ static const struct fcd_hooks vmm_hooks = {
 	.log_name = "banger-vmm-qemu",
 	.instance_start = vmm_instance_start,
 	.ctrl_alt_del = vmm_ctrl_alt_del,
+	.set_paused = vmm_set_paused,
 	.vsock_connect = vmm_vsock_connect,
 };
 

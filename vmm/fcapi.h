@@ -110,6 +110,8 @@ struct fcd_hooks {
 	void (*instance_start)(struct fcd_response *resp);
 	/* SendCtrlAltDel after boot: deliver it, or fill resp with a fault. */
 	void (*ctrl_alt_del)(struct fcd_response *resp);
+	/* PATCH /vm after boot: pause or resume the vCPUs, or fill resp with a fault. */
+	void (*set_paused)(bool paused, struct fcd_response *resp);
 	/* After any request that got 204/200. */
 	void (*observe)(const char *method, const char *resource, const cJSON *body);
 	/* After the reply was written, for resp->after != FCD_AFTER_NONE. */

@@ -485,7 +485,13 @@ static void fcd_api_patch_vm(const cJSON *body, struct fcd_response *resp)
 		fcd_response_fault(resp, FCD_NOT_BEFORE_BOOT);
 		return;
 	}
-	fcd_vm.state = strcmp(fcd_api_str(body, "state"), "Paused") == 0 ? FCD_PAUSED : FCD_RUNNING;
+	bool paused = strcmp(fcd_api_str(body, "state"), "Paused") == 0;
+
+	if (fcd_hooks && fcd_hooks->set_paused)
+		fcd_hooks->set_paused(paused, resp);
+	if (resp->status != 204)
+		return;
+	fcd_vm.state = paused ? FCD_PAUSED : FCD_RUNNING;
 	pthread_cond_broadcast(&fcd_vm.state_changed);
 }
 

@@ -414,6 +414,16 @@ int vmm_qemu_send_ctrl_alt_del(char *msg, size_t msg_len)
 	return vmm_qemu_qmp_command(cmd, VMM_QEMU_COMMAND_MS, msg, msg_len);
 }
 
+int vmm_qemu_set_paused(bool paused, char *msg, size_t msg_len)
+{
+	if (vq.qmp_fd < 0) {
+		snprintf(msg, msg_len, "QEMU is not running");
+		return -ESRCH;
+	}
+	return vmm_qemu_qmp_command(paused ? "{\"execute\":\"stop\"}\n" : "{\"execute\":\"cont\"}\n",
+				    VMM_QEMU_COMMAND_MS, msg, msg_len);
+}
+
 void vmm_qemu_kill(void)
 {
 	pthread_mutex_lock(&vq.lock);

@@ -19,6 +19,9 @@ int vmm_qemu_start(char *const *argv, char *msg, size_t msg_len);
 /* Sends the key combination Ctrl-Alt-Del to the guest's i8042 keyboard. */
 int vmm_qemu_send_ctrl_alt_del(char *msg, size_t msg_len);
 
+/* Stops or continues the guest's vCPUs (QMP stop / cont). */
+int vmm_qemu_set_paused(bool paused, char *msg, size_t msg_len);
+
 /* Kills QEMU (if running) and waits until it is reaped. */
 void vmm_qemu_kill(void);
 

@@ -470,9 +470,9 @@ START_TEST(test_tap_cannot_be_opened)
 END_TEST
 
 /* Hybrid vsock with nobody listening in the guest (and here no /dev/vhost-vsock at all):
- * the CONNECT is closed without a reply, as Firecracker does. Then SIGTERM to the VMM
- * takes QEMU with it. */
-START_TEST(test_vsock_refused_and_sigterm_kills_qemu)
+ * the CONNECT is closed without a reply, as Firecracker does. Pause and resume. Then
+ * SIGTERM to the VMM takes QEMU with it. */
+START_TEST(test_running_vm_vsock_pause_sigterm)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	char body[512], buf[64];
@@ -490,6 +490,13 @@ START_TEST(test_vsock_refused_and_sigterm_kills_qemu)
 	ck_assert_int_eq(write(fd, "CONNECT 10789\n", 14), 14);
 	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 0);
 	close(fd);
+	/* Pause and resume go to QEMU (QMP stop / cont). */
+	ck_assert_int_eq(t_api_call("PATCH", "/vm", "{\"state\":\"Paused\"}", body, sizeof(body)),
+			 204);
+	ck_assert_int_eq(t_api_call("GET", "/", NULL, body, sizeof(body)), 200);
+	ck_assert_ptr_nonnull(strstr(body, "\"state\":\"Paused\""));
+	ck_assert_int_eq(t_api_call("PATCH", "/vm", "{\"state\":\"Resumed\"}", body, sizeof(body)),
+			 204);
 	pid_t vmm = t_vmm;
 	kill(t_vmm, SIGTERM);
 	status = t_wait_exit(10000);
@@ -635,7 +642,7 @@ int main(void)
 	tcase_add_test(quick, test_missing_qemu);
 	tcase_add_test(quick, test_missing_kernel);
 	tcase_add_test(quick, test_tap_cannot_be_opened);
-	tcase_add_test(quick, test_vsock_refused_and_sigterm_kills_qemu);
+	tcase_add_test(quick, test_running_vm_vsock_pause_sigterm);
 	suite_add_tcase(s, quick);
 	tcase_add_checked_fixture(boot, t_setup, t_teardown);
 	tcase_set_timeout(boot, 240);
