@@ -210,7 +210,11 @@ static void t_start(const char *const *env)
 	t_vmm = fork();
 	ck_assert_int_ge(t_vmm, 0);
 	if (t_vmm == 0) {
+		int null_fd = open("/dev/null", O_RDONLY);
+
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* As bangerd starts the VMM: stdin /dev/null, stdout a file or pipe. */
+		dup2(null_fd, STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);
 		setenv("BANGER_VMM_ACCEL", "tcg", 1);
 		for (; env && *env; env++)
