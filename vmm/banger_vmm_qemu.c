@@ -130,6 +130,8 @@ static void vmm_instance_start(struct fcd_response *resp)
 	if (r < 0) {
 		fcd_log("InstanceStart failed: %s", msg);
 		fcd_response_fault(resp, "Start microvm error: %s", msg);
+		/* QEMU is gone (reaped): this VMM has no VM left to run; exit after the reply. */
+		resp->after = FCD_AFTER_CRASH;
 		goto cleanup;
 	}
 	fcd_log("QEMU runs the guest");
@@ -191,11 +193,20 @@ static void vmm_on_qemu_exit(int status)
 	_exit(FCD_EXIT_GENERIC);
 }
 
+static void vmm_after_reply(enum fcd_after after)
+{
+	if (after == FCD_AFTER_CRASH) {
+		fcd_log("QEMU did not start; exiting");
+		_exit(FCD_EXIT_GENERIC);
+	}
+}
+
 static const struct fcd_hooks vmm_hooks = {
 	.log_name = "banger-vmm-qemu",
 	.instance_start = vmm_instance_start,
 	.ctrl_alt_del = vmm_ctrl_alt_del,
 	.set_paused = vmm_set_paused,
+	.after_reply = vmm_after_reply,
 	.vsock_connect = vmm_vsock_connect,
 };
 
