@@ -3,12 +3,14 @@
 #include "config.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fcapi.h"
 #include "vmm_argv.h"
+#include "vmm_host.h"
 
 static struct fcd_vm t_vm;
 
@@ -155,6 +157,28 @@ START_TEST(test_argv_vhost_user_drive_refused)
 }
 END_TEST
 
+START_TEST(test_accel_override)
+{
+	char why[256];
+	bool kvm = true;
+
+	setenv("BANGER_VMM_ACCEL", "tcg", 1);
+	ck_assert_int_eq(vmm_host_choose_accel(&kvm, why, sizeof(why)), 0);
+	ck_assert(!kvm);
+	ck_assert_str_eq(why, "BANGER_VMM_ACCEL=tcg");
+	setenv("BANGER_VMM_ACCEL", "kvm", 1);
+	ck_assert_int_eq(vmm_host_choose_accel(&kvm, why, sizeof(why)), 0);
+	ck_assert(kvm);
+	setenv("BANGER_VMM_ACCEL", "fast", 1);
+	ck_assert_int_eq(vmm_host_choose_accel(&kvm, why, sizeof(why)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "'fast' is not kvm, tcg or auto"));
+	/* auto decides from the host and always says why. */
+	unsetenv("BANGER_VMM_ACCEL");
+	ck_assert_int_eq(vmm_host_choose_accel(&kvm, why, sizeof(why)), 0);
+	ck_assert_ptr_nonnull(strstr(why, "auto: "));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vmm-argv");
@@ -169,6 +193,7 @@ int main(void)
 	tcase_add_test(tc, test_argv_tap_and_mac);
 	tcase_add_test(tc, test_argv_default_boot_args_and_no_initrd);
 	tcase_add_test(tc, test_argv_vhost_user_drive_refused);
+	tcase_add_test(tc, test_accel_override);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
