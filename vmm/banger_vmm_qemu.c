@@ -38,55 +38,13 @@ static void vmm_usage(FILE *out)
 		FCD_VERSION);
 }
 
-static int vmm_parse_args(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--version") == 0) {
-			/* banger's version parser reads the leading "Firecracker vX.Y.Z". */
-			printf("Firecracker v%s (banger-vmm-qemu %s, QEMU microvm)\n", FCD_VERSION,
-			       PACKAGE_VERSION);
-			exit(0);
-		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			vmm_usage(stdout);
-			exit(0);
-		} else if (fcd_flag_is_ignored_switch(a)) {
-			continue;
-		} else if (strcmp(a, "--api-sock") == 0 || strcmp(a, "--id") == 0 ||
-			   strcmp(a, "--http-api-max-payload-size") == 0 ||
-			   fcd_flag_is_ignored_with_value(a)) {
-			if (!v) {
-				fprintf(stderr, "banger-vmm-qemu: %s needs a value\n", a);
-				return -EINVAL;
-			}
-			i++;
-			if (strcmp(a, "--api-sock") == 0) {
-				fcd_cfg.api_sock = v;
-			} else if (strcmp(a, "--id") == 0) {
-				fcd_cfg.id = v;
-			} else if (strcmp(a, "--http-api-max-payload-size") == 0) {
-				char *end = NULL;
-				unsigned long n = strtoul(v, &end, 10);
-				if (!*v || *end || n == 0) {
-					fprintf(stderr, "banger-vmm-qemu: bad %s '%s'\n", a, v);
-					return -EINVAL;
-				}
-				fcd_cfg.max_payload = n;
-			}
-		} else {
-			fprintf(stderr, "banger-vmm-qemu: unsupported argument '%s'\n", a);
-			vmm_usage(stderr);
-			return -EINVAL;
-		}
-	}
-	if (!fcd_instance_id_valid(fcd_cfg.id)) {
-		fprintf(stderr, "banger-vmm-qemu: invalid instance id '%s'\n", fcd_cfg.id);
-		return -EINVAL;
-	}
-	return 0;
-}
+/* banger's version parser reads the leading "Firecracker vX.Y.Z". */
+static const struct fcd_args_program vmm_program = {
+	.name = "banger-vmm-qemu",
+	.version_line = "Firecracker v" FCD_VERSION " (banger-vmm-qemu " PACKAGE_VERSION
+			", QEMU microvm)",
+	.usage = vmm_usage,
+};
 
 /* InstanceStart, under fcd_vm.lock: the API accepted the configuration; run it. */
 static void vmm_instance_start(struct fcd_response *resp)
@@ -230,7 +188,7 @@ int main(int argc, char **argv)
 	fcd_hooks = &vmm_hooks;
 	fcd_cfg.check_paths = true; /* Firecracker opens the files at PUT time */
 	vmm_qemu_on_exit = vmm_on_qemu_exit;
-	if (vmm_parse_args(argc, argv) < 0)
+	if (fcd_args_parse(argc, argv, &vmm_program) < 0)
 		return FCD_EXIT_ARG_PARSING;
 	signal(SIGPIPE, SIG_IGN);
 	/* Blocked in every thread (they inherit the mask); the main thread takes them. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -185,14 +186,23 @@ struct fcd_vsock *fcd_vsock_destroy(struct fcd_vsock *vsock);
 /* Connects a Unix stream socket to path: an fd or a negative errno. */
 int fcd_unix_connect(const char *path);
 
+/* fcd_args.c: the command line */
+struct fcd_args_program {
+	const char *name;         /* in error messages */
+	const char *version_line; /* what --version prints */
+	void (*usage)(FILE *out);
+	bool (*own_switch)(const char *arg); /* the program's own switches; may be NULL */
+};
+
+/* Fills fcd_cfg from argv; --version and --help print and exit 0. -EINVAL (already
+ * reported on stderr) for anything else. */
+int fcd_args_parse(int argc, char **argv, const struct fcd_args_program *prog);
+
 /* fcd_util.c */
 void fcd_sleep_ms(long ms);
 int fcd_write_all(int fd, const void *buf, size_t len);
 bool fcd_id_valid(const char *id);
 bool fcd_instance_id_valid(const char *id);
-/* Firecracker flags that banger-vmm-qemu and fc-double accept and ignore. */
-bool fcd_flag_is_ignored_with_value(const char *arg);
-bool fcd_flag_is_ignored_switch(const char *arg);
 void fcd_record(const char *method, const char *path, const char *body, size_t body_len,
 		int status);
 void fcd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

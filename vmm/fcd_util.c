@@ -53,37 +53,6 @@ bool fcd_id_valid(const char *id)
 	return true;
 }
 
-/* Real Firecracker flags that take a value, accepted and ignored. */
-static const char *const fcd_value_flags[] = {
-	"--log-path", "--level", "--module", "--metrics-path", "--seccomp-filter",
-	"--metadata", "--mmds-size-limit", "--start-time-us", "--start-time-cpu-us",
-	"--parent-cpu-time-us", NULL,
-};
-
-/* Real Firecracker switches, accepted and ignored. */
-static const char *const fcd_switch_flags[] = {
-	"--show-level", "--show-log-origin", "--boot-timer", "--no-seccomp", "--enable-pci",
-	NULL,
-};
-
-static bool fcd_in_list(const char *const *list, const char *s)
-{
-	for (; *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
-}
-
-bool fcd_flag_is_ignored_with_value(const char *arg)
-{
-	return fcd_in_list(fcd_value_flags, arg);
-}
-
-bool fcd_flag_is_ignored_switch(const char *arg)
-{
-	return fcd_in_list(fcd_switch_flags, arg);
-}
-
 /* Firecracker's --id: 1..64 characters, alphanumerics and '-'. */
 bool fcd_instance_id_valid(const char *id)
 {

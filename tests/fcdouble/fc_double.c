@@ -45,55 +45,20 @@ static void fcd_usage(FILE *out)
 		FCD_VERSION);
 }
 
-static int fcd_parse_args(int argc, char **argv)
+static bool fcd_double_switch(const char *arg)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--version") == 0) {
-			printf("Firecracker v%s\n", FCD_VERSION);
-			exit(0);
-		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fcd_usage(stdout);
-			exit(0);
-		} else if (strcmp(a, "--ignore-ctrl-alt-del") == 0) {
-			fcd_knobs.ignore_ctrl_alt_del = true;
-		} else if (fcd_flag_is_ignored_switch(a)) {
-			continue;
-		} else if (strcmp(a, "--api-sock") == 0 || strcmp(a, "--id") == 0 ||
-			   strcmp(a, "--http-api-max-payload-size") == 0 ||
-			   fcd_flag_is_ignored_with_value(a)) {
-			if (!v) {
-				fprintf(stderr, "fc-double: %s needs a value\n", a);
-				return -EINVAL;
-			}
-			i++;
-			if (strcmp(a, "--api-sock") == 0) {
-				fcd_cfg.api_sock = v;
-			} else if (strcmp(a, "--id") == 0) {
-				fcd_cfg.id = v;
-			} else if (strcmp(a, "--http-api-max-payload-size") == 0) {
-				char *end = NULL;
-				unsigned long n = strtoul(v, &end, 10);
-				if (!*v || *end || n == 0) {
-					fprintf(stderr, "fc-double: bad %s '%s'\n", a, v);
-					return -EINVAL;
-				}
-				fcd_cfg.max_payload = n;
-			}
-		} else {
-			fprintf(stderr, "fc-double: unsupported argument '%s'\n", a);
-			fcd_usage(stderr);
-			return -EINVAL;
-		}
-	}
-	if (!fcd_instance_id_valid(fcd_cfg.id)) {
-		fprintf(stderr, "fc-double: invalid instance id '%s'\n", fcd_cfg.id);
-		return -EINVAL;
-	}
-	return 0;
+	if (strcmp(arg, "--ignore-ctrl-alt-del") != 0)
+		return false;
+	fcd_knobs.ignore_ctrl_alt_del = true;
+	return true;
 }
+
+static const struct fcd_args_program fcd_double_program = {
+	.name = "fc-double",
+	.version_line = "Firecracker v" FCD_VERSION,
+	.usage = fcd_usage,
+	.own_switch = fcd_double_switch,
+};
 
 static bool fcd_double_should_fail(const char *method, const char *path, const cJSON *body)
 {
@@ -152,7 +117,7 @@ int main(int argc, char **argv)
 	int r;
 
 	fcd_hooks = &fcd_double_hooks;
-	if (fcd_parse_args(argc, argv) < 0)
+	if (fcd_args_parse(argc, argv, &fcd_double_program) < 0)
 		return FCD_EXIT_ARG_PARSING;
 	r = fcd_env_load(&fcd_cfg, &fcd_knobs, msg, sizeof(msg));
 	if (r < 0) {
