@@ -35,58 +35,7 @@
 
 #include "fcd.h"
 
-/* Firecracker exit codes (FcExitCode). */
-#define FCD_EXIT_GENERIC 1
-#define FCD_EXIT_ARG_PARSING 153
-
-struct fcd_config fcd_cfg = { .record_fd = -1 };
-struct fcd_vm fcd_vm = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.state_changed = PTHREAD_COND_INITIALIZER,
-	.state = FCD_NOT_STARTED,
-	.vcpu_count = 1,
-	.mem_size_mib = 128,
-	.huge_pages = "None",
-	.logger_fd = -1,
-	.metrics_fd = -1,
-};
-
-/* Real Firecracker flags that take a value, accepted and ignored. */
-static const char *const fcd_value_flags[] = {
-	"--log-path", "--level", "--module", "--metrics-path", "--seccomp-filter",
-	"--metadata", "--mmds-size-limit", "--start-time-us", "--start-time-cpu-us",
-	"--parent-cpu-time-us", NULL,
-};
-
-/* Real Firecracker switches, accepted and ignored. */
-static const char *const fcd_switch_flags[] = {
-	"--show-level", "--show-log-origin", "--boot-timer", "--no-seccomp", "--enable-pci",
-	NULL,
-};
-
-static bool fcd_in_list(const char *const *list, const char *s)
-{
-	for (; *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
-}
-
-/* --id: 1..64 characters, alphanumerics and '-'. */
-static bool fcd_instance_id_valid(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (const char *p = id; *p; p++) {
-		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-			  (*p >= '0' && *p <= '9') || *p == '-';
-		if (!ok)
-			return false;
-	}
-	return true;
-}
+struct fcd_knobs fcd_knobs;
 
 static void fcd_usage(FILE *out)
 {
@@ -96,77 +45,70 @@ static void fcd_usage(FILE *out)
 		FCD_VERSION);
 }
 
-static int fcd_parse_args(int argc, char **argv)
+static bool fcd_double_switch(const char *arg)
 {
-	fcd_cfg.api_sock = "/run/firecracker.socket";
-	fcd_cfg.id = FCD_DEFAULT_ID;
-	fcd_cfg.max_payload = FCD_DEFAULT_MAX_PAYLOAD;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--version") == 0) {
-			printf("Firecracker v%s\n", FCD_VERSION);
-			exit(0);
-		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fcd_usage(stdout);
-			exit(0);
-		} else if (strcmp(a, "--ignore-ctrl-alt-del") == 0) {
-			fcd_cfg.ignore_ctrl_alt_del = true;
-		} else if (fcd_in_list(fcd_switch_flags, a)) {
-			continue;
-		} else if (strcmp(a, "--api-sock") == 0 || strcmp(a, "--id") == 0 ||
-			   strcmp(a, "--http-api-max-payload-size") == 0 ||
-			   fcd_in_list(fcd_value_flags, a)) {
-			if (!v) {
-				fprintf(stderr, "fc-double: %s needs a value\n", a);
-				return -EINVAL;
-			}
-			i++;
-			if (strcmp(a, "--api-sock") == 0) {
-				fcd_cfg.api_sock = v;
-			} else if (strcmp(a, "--id") == 0) {
-				fcd_cfg.id = v;
-			} else if (strcmp(a, "--http-api-max-payload-size") == 0) {
-				char *end = NULL;
-				unsigned long n = strtoul(v, &end, 10);
-				if (!*v || *end || n == 0) {
-					fprintf(stderr, "fc-double: bad %s '%s'\n", a, v);
-					return -EINVAL;
-				}
-				fcd_cfg.max_payload = n;
-			}
-		} else {
-			fprintf(stderr, "fc-double: unsupported argument '%s'\n", a);
-			fcd_usage(stderr);
-			return -EINVAL;
-		}
-	}
-	if (!fcd_instance_id_valid(fcd_cfg.id)) {
-		fprintf(stderr, "fc-double: invalid instance id '%s'\n", fcd_cfg.id);
-		return -EINVAL;
-	}
-	return 0;
+	if (strcmp(arg, "--ignore-ctrl-alt-del") != 0)
+		return false;
+	fcd_knobs.ignore_ctrl_alt_del = true;
+	return true;
 }
 
-static int fcd_bind_api(const char *path)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
+static const struct fcd_args_program fcd_double_program = {
+	.name = "fc-double",
+	.version_line = "Firecracker v" FCD_VERSION,
+	.usage = fcd_usage,
+	.own_switch = fcd_double_switch,
+};
 
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 64) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+static bool fcd_double_should_fail(const char *method, const char *path, const cJSON *body)
+{
+	return fcd_env_should_fail(&fcd_knobs, method, path, body);
 }
+
+/* The "guest" boots after FC_DOUBLE_BOOT_DELAY_MS, and maybe "crashes" at once. */
+static void fcd_double_instance_start(struct fcd_response *resp)
+{
+	fcd_sleep_ms(fcd_knobs.boot_delay_ms);
+	if (fcd_knobs.exit_on_start)
+		resp->after = FCD_AFTER_CRASH;
+}
+
+static void fcd_double_ctrl_alt_del(struct fcd_response *resp)
+{
+	if (!fcd_knobs.ignore_ctrl_alt_del)
+		resp->after = FCD_AFTER_CTRL_ALT_DEL;
+}
+
+static void fcd_double_after_reply(enum fcd_after after)
+{
+	if (after == FCD_AFTER_CRASH) {
+		fcd_log("FC_DOUBLE_EXIT_ON_START: exiting after InstanceStart");
+		_exit(1);
+	}
+	if (after == FCD_AFTER_CTRL_ALT_DEL) {
+		/* The guest reacts to Ctrl-Alt-Del by resetting; Firecracker then exits 0. */
+		fcd_sleep_ms(fcd_knobs.ctrl_alt_del_delay_ms);
+		_exit(0);
+	}
+}
+
+/* The guest side of a vsock port is the Unix socket FC_DOUBLE_VSOCK_MAP names. */
+static int fcd_double_vsock_connect(uint32_t guest_cid, uint32_t port)
+{
+	(void)guest_cid;
+	return fcd_unix_connect(fcd_env_vsock_route(&fcd_knobs, port));
+}
+
+static const struct fcd_hooks fcd_double_hooks = {
+	.log_name = "fc-double",
+	.should_fail = fcd_double_should_fail,
+	.instance_start = fcd_double_instance_start,
+	.ctrl_alt_del = fcd_double_ctrl_alt_del,
+	/* Stand-in guest for tests (fcd_guest.c; only with FC_DOUBLE_STANDIN=1). */
+	.observe = fcd_guest_observe,
+	.after_reply = fcd_double_after_reply,
+	.vsock_connect = fcd_double_vsock_connect,
+};
 
 int main(int argc, char **argv)
 {
@@ -174,17 +116,18 @@ int main(int argc, char **argv)
 	int listen_fd;
 	int r;
 
-	if (fcd_parse_args(argc, argv) < 0)
+	fcd_hooks = &fcd_double_hooks;
+	if (fcd_args_parse(argc, argv, &fcd_double_program) < 0)
 		return FCD_EXIT_ARG_PARSING;
-	r = fcd_env_load(&fcd_cfg, msg, sizeof(msg));
+	r = fcd_env_load(&fcd_cfg, &fcd_knobs, msg, sizeof(msg));
 	if (r < 0) {
 		fcd_log("%s", r == -ENOMEM ? "out of memory" : msg);
 		return FCD_EXIT_GENERIC;
 	}
 	/* Firecracker only counts SIGPIPE; writes to gone peers must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
-	fcd_sleep_ms(fcd_cfg.startup_delay_ms);
-	listen_fd = fcd_bind_api(fcd_cfg.api_sock);
+	fcd_sleep_ms(fcd_knobs.startup_delay_ms);
+	listen_fd = fcd_http_bind(fcd_cfg.api_sock);
 	if (listen_fd < 0) {
 		fcd_log("Failed to open the API socket at: %s. Check that it is not already used. "
 			"(%s)", fcd_cfg.api_sock, strerror(-listen_fd));

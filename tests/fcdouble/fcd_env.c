@@ -41,7 +41,7 @@ static char *fcd_env_trim(char *s)
 }
 
 /* FC_DOUBLE_FAIL="PUT /drives/rootfs, PUT /actions InstanceStart" */
-static int fcd_env_fail_rules(struct fcd_config *cfg, char *msg, size_t msg_len)
+static int fcd_env_fail_rules(struct fcd_knobs *cfg, char *msg, size_t msg_len)
 {
 	const char *v = getenv("FC_DOUBLE_FAIL");
 	char *copy = NULL;
@@ -97,7 +97,7 @@ cleanup:
 }
 
 /* FC_DOUBLE_VSOCK_MAP="10789=/path/agent.sock,22=/path/x" */
-static int fcd_env_vsock_map(struct fcd_config *cfg, char *msg, size_t msg_len)
+static int fcd_env_vsock_map(struct fcd_knobs *cfg, char *msg, size_t msg_len)
 {
 	const char *v = getenv("FC_DOUBLE_VSOCK_MAP");
 	char *copy = NULL;
@@ -149,30 +149,30 @@ cleanup:
 	return r;
 }
 
-int fcd_env_load(struct fcd_config *cfg, char *msg, size_t msg_len)
+int fcd_env_load(struct fcd_config *cfg, struct fcd_knobs *knobs, char *msg, size_t msg_len)
 {
 	const char *record = getenv("FC_DOUBLE_RECORD");
 	const char *v;
 	int r;
 
-	r = fcd_env_ms("FC_DOUBLE_BOOT_DELAY_MS", &cfg->boot_delay_ms, msg, msg_len);
+	r = fcd_env_ms("FC_DOUBLE_BOOT_DELAY_MS", &knobs->boot_delay_ms, msg, msg_len);
 	if (r < 0)
 		return r;
-	r = fcd_env_ms("FC_DOUBLE_STARTUP_DELAY_MS", &cfg->startup_delay_ms, msg, msg_len);
+	r = fcd_env_ms("FC_DOUBLE_STARTUP_DELAY_MS", &knobs->startup_delay_ms, msg, msg_len);
 	if (r < 0)
 		return r;
-	r = fcd_env_ms("FC_DOUBLE_CTRL_ALT_DEL_DELAY_MS", &cfg->ctrl_alt_del_delay_ms, msg,
+	r = fcd_env_ms("FC_DOUBLE_CTRL_ALT_DEL_DELAY_MS", &knobs->ctrl_alt_del_delay_ms, msg,
 		       msg_len);
 	if (r < 0)
 		return r;
 	v = getenv("FC_DOUBLE_EXIT_ON_START");
-	cfg->exit_on_start = v && *v && strcmp(v, "0") != 0;
+	knobs->exit_on_start = v && *v && strcmp(v, "0") != 0;
 	v = getenv("FC_DOUBLE_CHECK_PATHS");
 	cfg->check_paths = v && *v && strcmp(v, "0") != 0;
-	r = fcd_env_fail_rules(cfg, msg, msg_len);
+	r = fcd_env_fail_rules(knobs, msg, msg_len);
 	if (r < 0)
 		return r;
-	r = fcd_env_vsock_map(cfg, msg, msg_len);
+	r = fcd_env_vsock_map(knobs, msg, msg_len);
 	if (r < 0)
 		return r;
 	cfg->record_fd = -1;
@@ -188,7 +188,7 @@ int fcd_env_load(struct fcd_config *cfg, char *msg, size_t msg_len)
 	return 0;
 }
 
-bool fcd_env_should_fail(const struct fcd_config *cfg, const char *method, const char *path,
+bool fcd_env_should_fail(const struct fcd_knobs *cfg, const char *method, const char *path,
 			 const cJSON *body)
 {
 	for (size_t i = 0; i < cfg->n_fail_rules; i++) {
@@ -205,7 +205,7 @@ bool fcd_env_should_fail(const struct fcd_config *cfg, const char *method, const
 	return false;
 }
 
-const char *fcd_env_vsock_route(const struct fcd_config *cfg, uint32_t port)
+const char *fcd_env_vsock_route(const struct fcd_knobs *cfg, uint32_t port)
 {
 	for (size_t i = 0; i < cfg->n_vsock_routes; i++)
 		if (cfg->vsock_routes[i].port == port)

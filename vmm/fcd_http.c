@@ -1,4 +1,4 @@
-/* fc-double: the HTTP/1.1 side of the API socket. One thread per connection, keep-alive,
+/* libfcapi: the HTTP/1.1 side of the API socket. One thread per connection, keep-alive,
  * Content-Length bodies only. A request that cannot be framed gets a 400 and the
  * connection is closed; the server itself keeps serving. */
 #include "config.h"
@@ -10,9 +10,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include "fcd.h"
+#include "fcapi.h"
 
 #define FCD_HTTP_HEAD_MAX 8192
 
@@ -248,15 +249,8 @@ bad: {
 
 static void fcd_http_after(enum fcd_after after)
 {
-	if (after == FCD_AFTER_CRASH) {
-		fcd_log("FC_DOUBLE_EXIT_ON_START: exiting after InstanceStart");
-		_exit(1);
-	}
-	if (after == FCD_AFTER_CTRL_ALT_DEL) {
-		/* The guest reacts to Ctrl-Alt-Del by resetting; Firecracker then exits 0. */
-		fcd_sleep_ms(fcd_cfg.ctrl_alt_del_delay_ms);
-		_exit(0);
-	}
+	if (after != FCD_AFTER_NONE && fcd_hooks && fcd_hooks->after_reply)
+		fcd_hooks->after_reply(after);
 }
 
 void *fcd_http_connection(void *arg)
@@ -299,6 +293,26 @@ done:
 	close(c.fd);
 	free(c.buf);
 	return NULL;
+}
+
+int fcd_http_bind(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* No unlink first: an existing file means another VMM may own it. */
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 64) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 int fcd_http_serve(int listen_fd)

@@ -1,8 +1,8 @@
-/* fc-double: hybrid vsock, host-initiated side. The device listens on uds_path; a host
- * client sends "CONNECT <port>\n"; the "guest" is a Unix socket chosen by
- * FC_DOUBLE_VSOCK_MAP. If it accepts, the double answers "OK <hostport>\n" and relays
- * bytes both ways; otherwise it closes the connection without a word, as Firecracker
- * does when nothing listens in the guest. */
+/* libfcapi: hybrid vsock, host-initiated side. The device listens on uds_path; a host
+ * client sends "CONNECT <port>\n"; fcd_hooks->vsock_connect reaches the guest port (a
+ * Unix socket in fc-double, AF_VSOCK in banger-vmm-qemu). If it connects, the server
+ * answers "OK <hostport>\n" and relays bytes both ways; otherwise it closes the
+ * connection without a word, as Firecracker does when nothing listens in the guest. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "fcd.h"
+#include "fcapi.h"
 
 #define FCD_VSOCK_LINE_MAX 32
 #define FCD_VSOCK_FIRST_HOST_PORT 1073741824u /* 2^30, Firecracker's first local port */
@@ -94,9 +94,8 @@ static int fcd_vsock_read_port(int fd, uint32_t *ret_port)
 	return 0;
 }
 
-static int fcd_vsock_connect_guest(uint32_t port)
+int fcd_unix_connect(const char *path)
 {
-	const char *path = fcd_env_vsock_route(&fcd_cfg, port);
 	struct sockaddr_un addr;
 	int fd;
 
@@ -118,6 +117,7 @@ static void *fcd_vsock_connection(void *arg)
 	int host_fd = (int)(intptr_t)arg;
 	int guest_fd = -1;
 	uint32_t port;
+	uint32_t cid;
 	char ok[32];
 	pthread_t reverse;
 	struct fcd_vsock_pipe up, down;
@@ -128,9 +128,11 @@ static void *fcd_vsock_connection(void *arg)
 	pthread_mutex_lock(&fcd_vm.lock);
 	while (fcd_vm.state != FCD_RUNNING)
 		pthread_cond_wait(&fcd_vm.state_changed, &fcd_vm.lock);
+	cid = fcd_vm.vsock_cid;
 	pthread_mutex_unlock(&fcd_vm.lock);
 
-	guest_fd = fcd_vsock_connect_guest(port);
+	guest_fd = fcd_hooks && fcd_hooks->vsock_connect ?
+			   fcd_hooks->vsock_connect(cid, port) : -ECONNREFUSED;
 	if (guest_fd < 0)
 		goto cleanup;
 	int n = snprintf(ok, sizeof(ok), "OK %u\n", atomic_fetch_add(&fcd_vsock_next_port, 1));

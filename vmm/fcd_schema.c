@@ -1,4 +1,4 @@
-/* fc-double: request body schemas of the v1.16.1 swagger, checked with the strictness
+/* libfcapi: request body schemas of the v1.16.1 swagger, checked with the strictness
  * of Firecracker's serde structs (deny_unknown_fields): a missing required field, an
  * unknown or duplicate field, a wrong JSON type, an out-of-range integer or an unknown
  * enum variant is refused with a serde-like message. */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fcd.h"
+#include "fcapi.h"
 
 #define FCD_U8 UINT8_MAX
 #define FCD_U16 UINT16_MAX

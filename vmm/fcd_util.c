@@ -1,4 +1,4 @@
-/* fc-double: small helpers shared by the modules. */
+/* libfcapi: small helpers shared by the modules. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fcd.h"
+#include "fcapi.h"
 
 void fcd_sleep_ms(long ms)
 {
@@ -47,6 +47,22 @@ bool fcd_id_valid(const char *id)
 	for (const char *p = id; *p; p++) {
 		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 			  (*p >= '0' && *p <= '9') || *p == '_';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Firecracker's --id: 1..64 characters, alphanumerics and '-'. */
+bool fcd_instance_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = id; *p; p++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '-';
 		if (!ok)
 			return false;
 	}
@@ -111,7 +127,8 @@ void fcd_log(const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "fc-double[%s]: ", fcd_cfg.id);
+	n = snprintf(buf, sizeof(buf), "%s[%s]: ",
+		     fcd_hooks && fcd_hooks->log_name ? fcd_hooks->log_name : "fcapi", fcd_cfg.id);
 	va_start(ap, fmt);
 	vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -1,6 +1,7 @@
-/* fc-double: the API endpoints. Parsing errors come first (as in Firecracker's API
+/* libfcapi: the API endpoints. Parsing errors come first (as in Firecracker's API
  * thread), then the VMM rules (pre-boot / post-boot, device rules) under fcd_vm.lock,
- * which also serialises requests like Firecracker's single VMM thread. */
+ * which also serialises requests like Firecracker's single VMM thread. What starting
+ * the VM and Ctrl-Alt-Del do is up to fcd_hooks. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,12 +13,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fcd.h"
+#include "fcapi.h"
 
 #define FCD_NOT_AFTER_BOOT "The requested operation is not supported after starting the microVM."
 #define FCD_NOT_BEFORE_BOOT \
 	"The requested operation is not supported before starting the microVM."
 #define FCD_SERDE_PREFIX "An error occurred when deserializing the json body of a request: "
+
+struct fcd_config fcd_cfg = {
+	.api_sock = "/run/firecracker.socket",
+	.id = FCD_DEFAULT_ID,
+	.max_payload = FCD_DEFAULT_MAX_PAYLOAD,
+	.record_fd = -1,
+};
+struct fcd_vm fcd_vm = FCD_VM_INIT;
+const struct fcd_hooks *fcd_hooks;
 
 void fcd_response_fault(struct fcd_response *resp, const char *fmt, ...)
 {
@@ -63,6 +73,12 @@ static const char *fcd_api_str(const cJSON *obj, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Copies an optional string field; NULL leaves an empty string. */
+static void fcd_api_copy(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
 static bool fcd_api_bool(const cJSON *obj, const char *name, bool dflt)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -98,7 +114,7 @@ static bool fcd_api_ids_ok(const char *path_id, const cJSON *body, const char *f
 	return true;
 }
 
-/* With FC_DOUBLE_CHECK_PATHS, files are opened at PUT time like Firecracker does. */
+/* With check_paths, files are opened at PUT time like Firecracker does. */
 static int fcd_api_check_file(const char *path, char *msg, size_t msg_len)
 {
 	int fd;
@@ -221,6 +237,12 @@ static void fcd_api_boot_source(const cJSON *body, struct fcd_response *resp)
 				   msg);
 		return;
 	}
+	fcd_api_copy(fcd_vm.kernel_path, sizeof(fcd_vm.kernel_path),
+		     fcd_api_str(body, "kernel_image_path"));
+	fcd_api_copy(fcd_vm.initrd_path, sizeof(fcd_vm.initrd_path),
+		     fcd_api_str(body, "initrd_path"));
+	fcd_api_copy(fcd_vm.boot_args, sizeof(fcd_vm.boot_args), fcd_api_str(body, "boot_args"));
+	fcd_vm.boot_args_set = fcd_api_str(body, "boot_args") != NULL;
 	fcd_vm.boot_source_set = true;
 }
 
@@ -267,6 +289,11 @@ static void fcd_api_drive(const char *id, const cJSON *body, struct fcd_response
 	}
 	snprintf(slot->id, sizeof(slot->id), "%s", id);
 	slot->is_root = is_root;
+	slot->read_only = fcd_api_bool(body, "is_read_only", false);
+	fcd_api_copy(slot->path, sizeof(slot->path), path);
+	fcd_api_copy(slot->cache_type, sizeof(slot->cache_type), fcd_api_str(body, "cache_type"));
+	if (!slot->cache_type[0])
+		snprintf(slot->cache_type, sizeof(slot->cache_type), "Unsafe");
 }
 
 static bool fcd_api_mac_ok(const char *mac)
@@ -332,6 +359,7 @@ static void fcd_api_network_interface(const char *id, const cJSON *body,
 	}
 	snprintf(slot->id, sizeof(slot->id), "%s", id);
 	snprintf(slot->host_dev_name, sizeof(slot->host_dev_name), "%s", tap);
+	fcd_api_copy(slot->guest_mac, sizeof(slot->guest_mac), mac);
 }
 
 static void fcd_api_vsock(const cJSON *body, struct fcd_response *resp)
@@ -357,6 +385,8 @@ static void fcd_api_vsock(const cJSON *body, struct fcd_response *resp)
 			     sizeof(msg)) < 0)
 		fcd_response_fault(resp, "Vsock config error: Cannot create backend for vsock "
 					 "device: %s", msg);
+	else
+		fcd_vm.vsock_cid = (uint32_t)cid;
 }
 
 static void fcd_api_logger(const cJSON *body, struct fcd_response *resp)
@@ -424,11 +454,12 @@ static void fcd_api_action(const cJSON *body, struct fcd_response *resp)
 						 "kernel configuration.");
 			return;
 		}
-		fcd_sleep_ms(fcd_cfg.boot_delay_ms);
+		if (fcd_hooks && fcd_hooks->instance_start)
+			fcd_hooks->instance_start(resp);
+		if (resp->status != 204)
+			return;
 		fcd_vm.state = FCD_RUNNING;
 		pthread_cond_broadcast(&fcd_vm.state_changed);
-		if (fcd_cfg.exit_on_start)
-			resp->after = FCD_AFTER_CRASH;
 		return;
 	}
 	if (fcd_vm.state == FCD_NOT_STARTED) {
@@ -436,8 +467,8 @@ static void fcd_api_action(const cJSON *body, struct fcd_response *resp)
 		return;
 	}
 	if (strcmp(type, "SendCtrlAltDel") == 0) {
-		if (!fcd_cfg.ignore_ctrl_alt_del)
-			resp->after = FCD_AFTER_CTRL_ALT_DEL;
+		if (fcd_hooks && fcd_hooks->ctrl_alt_del)
+			fcd_hooks->ctrl_alt_del(resp);
 		return;
 	}
 	/* FlushMetrics */
@@ -454,7 +485,13 @@ static void fcd_api_patch_vm(const cJSON *body, struct fcd_response *resp)
 		fcd_response_fault(resp, FCD_NOT_BEFORE_BOOT);
 		return;
 	}
-	fcd_vm.state = strcmp(fcd_api_str(body, "state"), "Paused") == 0 ? FCD_PAUSED : FCD_RUNNING;
+	bool paused = strcmp(fcd_api_str(body, "state"), "Paused") == 0;
+
+	if (fcd_hooks && fcd_hooks->set_paused)
+		fcd_hooks->set_paused(paused, resp);
+	if (resp->status != 204)
+		return;
+	fcd_vm.state = paused ? FCD_PAUSED : FCD_RUNNING;
 	pthread_cond_broadcast(&fcd_vm.state_changed);
 }
 
@@ -538,16 +575,15 @@ void fcd_api_handle(const char *method, const char *path, const char *body, size
 		id = slash + 1;
 
 	pthread_mutex_lock(&fcd_vm.lock);
-	if (fcd_env_should_fail(&fcd_cfg, method, path, json)) {
+	if (fcd_hooks && fcd_hooks->should_fail && fcd_hooks->should_fail(method, path, json)) {
 		fcd_response_fault(resp, "injected failure");
 	} else if (body_len > 0 && !json) {
 		fcd_response_fault(resp, FCD_SERDE_PREFIX "expected value (invalid JSON).");
 	} else if (!fcd_api_route(method, resource, id, json, resp)) {
 		fcd_response_fault(resp, "Invalid request method and/or path: %s %s.", method,
 				   path);
-	} else if (resp->status == 204) {
-		/* Stand-in guest for tests (fcd_guest.c; only with FC_DOUBLE_STANDIN=1). */
-		fcd_guest_observe(method, resource, json);
+	} else if (resp->status == 204 && fcd_hooks && fcd_hooks->observe) {
+		fcd_hooks->observe(method, resource, json);
 	}
 	if (fcd_vm.logger_fd >= 0)
 		dprintf(fcd_vm.logger_fd, "[%s:fc_api] The API server received a %s request on "
