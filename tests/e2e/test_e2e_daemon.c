@@ -4,6 +4,8 @@
 
 #include "e2e.h"
 
+#include <banger/capability.h>
+
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
@@ -138,12 +140,23 @@ START_TEST(api_bodies_are_exact)
         } else if (strcmp(path, "/actions") == 0) {
             ck_assert_str_eq(b, "{\"action_type\":\"InstanceStart\"}");
             seen |= 4;
+        } else if (strcmp(path, "/drives/" BANGER_DRIVE_WORK) == 0) {
+            /* core/workdisk: the guest's /root, flushes reach the host disk */
+            char *want = NULL;
+            ck_assert_int_ge(asprintf(&want, "{\"drive_id\":\"work\",\"path_on_host\":"
+                                      "\"%s/vms/", t.state_dir), 0);
+            ck_assert_msg(strncmp(b, want, strlen(want)) == 0, "%s", b);
+            ck_assert_msg(strstr(b, "/work.ext4\",\"is_root_device\":false,"
+                                    "\"is_read_only\":false,\"cache_type\":\"Writeback\"}"),
+                          "%s", b);
+            free(want);
+            seen |= 8;
         }
         free(b);
         cJSON_Delete(rec);
     }
     fclose(f);
-    ck_assert_int_eq(seen, 7);
+    ck_assert_int_eq(seen, 15);
 }
 END_TEST
 
