@@ -11,6 +11,10 @@
  * temporary name recorded as a handle first, so stop (from handles.json
  * alone) removes what a crash or a failed start left half-made.
  *
+ * No reconcile: the module makes no host object outside the VM's state
+ * dir, which the core removes with the VM, and a stopped VM's root is
+ * legitimately there although the VM is not live.
+ *
  * The root keeps the image's size: overlay_size bounds the snapshot
  * module's COW space, and a reflinked copy can never take more than the
  * image's size from the host; growing the guest's filesystem would need
