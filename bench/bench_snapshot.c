@@ -162,7 +162,7 @@ int main(void)
             goto fail;
     }
 
-    /* Warm-up (makes the work disk and the COW file once, like a first start). */
+    /* Warm-up (makes the COW file once, like a first start). */
     if (p.cap->start(p.state, vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
         p.cap->stop(p.state, vm, &e) < 0)
         goto fail;
@@ -202,7 +202,7 @@ int main(void)
         printf("  cp of a filled 1 GiB image:                        median %8.2f ms (%d runs)\n",
                mcp, BENCH_COPY_RUNS);
         printf("  ratio commands / plugin: %.1fx   copy / plugin: %.1fx\n", mc / mp, mcp / mp);
-        printf("  (plugin includes a work disk check and handles.json writes)\n");
+        printf("  (plugin includes handles.json writes)\n");
     }
     rc = 0;
     goto cleanup;

@@ -5,6 +5,7 @@
 #include "daemon/check.h"
 #include "daemon/daemon.h"
 #include "guest/guest.h"
+#include "workdisk/workdisk.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -45,6 +46,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
 {
     struct bangerd d = { .cfg = cfg, .started = time(NULL) };
     struct guest_launch guest_launch = { 0 }; /* core/guest: key into the work disk */
+    struct workdisk_launch workdisk_launch = { 0 }; /* core/workdisk: the guest's /root */
     char eb[512] = "";
     int r;
 
@@ -97,6 +99,8 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     fc_driver_launch_ops(&d.fc, &vmm.launch);
     /* core/guest: write the public key into the work disk just before launch. */
     guest_launch_wrap(&guest_launch, cfg->state_dir, &vmm.launch);
+    /* core/workdisk, outermost: the disk exists before the key goes into it. */
+    workdisk_launch_wrap(&workdisk_launch, &vmm.launch);
     r = vmsvc_new(cfg, d.store, d.plugins, &vmm, &d.vms, err);
     if (r < 0)
         goto done;

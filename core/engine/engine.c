@@ -179,9 +179,19 @@ int engine_stop(const struct bg_plugins *ps, const struct engine_launch_ops *lau
     return bg_vm_clear_handles(vm, err);
 }
 
-int engine_destroy(const struct bg_plugins *ps, struct banger_vm *vm, struct banger_error *err)
+int engine_destroy(const struct bg_plugins *ps, const struct engine_launch_ops *launch,
+                   struct banger_vm *vm, struct banger_error *err)
 {
     struct banger_error all = { 0 };
+    if (launch && launch->destroy) {
+        struct banger_error e = { 0 };
+        int r = launch->destroy(launch->ctx, vm, &e);
+        if (r < 0) {
+            if (e.code == 0)
+                bg_fail(&e, r, "%s", strerror(-r));
+            bg_error_join(&all, &e);
+        }
+    }
     for (size_t i = ps->n; i-- > 0;) {
         const struct bg_plugin *p = &ps->v[i];
         if (!p->cap->destroy)

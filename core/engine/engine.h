@@ -18,6 +18,9 @@ struct engine_launch_ops {
     int (*undo)(void *ctx, struct banger_vm *vm, struct banger_error *err);
     /* Graceful stop of a running VMM (falls back to kill); idempotent. */
     int (*stop)(void *ctx, struct banger_vm *vm, struct banger_error *err);
+    /* The VM is deleted (after stop): remove what the launch step keeps
+     * across stop/start (the work disk). May be NULL. */
+    int (*destroy)(void *ctx, struct banger_vm *vm, struct banger_error *err);
 };
 
 /* Called as each step begins ("tap", "launch", "vsock", ...) and once with
@@ -33,10 +36,10 @@ int engine_start(const struct bg_plugins *plugins, const struct engine_launch_op
 int engine_stop(const struct bg_plugins *plugins, const struct engine_launch_ops *launch,
                 struct banger_vm *vm, struct banger_error *err);
 
-/* After stop, when the VM is deleted: every capability's destroy, reverse
- * order, never stopping early. */
-int engine_destroy(const struct bg_plugins *plugins, struct banger_vm *vm,
-                   struct banger_error *err);
+/* After stop, when the VM is deleted: the launch step's destroy, then every
+ * capability's destroy in reverse order, never stopping early. */
+int engine_destroy(const struct bg_plugins *plugins, const struct engine_launch_ops *launch,
+                   struct banger_vm *vm, struct banger_error *err);
 
 /* Every live VM for each capability's reconcile. */
 int engine_reconcile(const struct bg_plugins *plugins, struct banger_vm *const *live, size_t n,

@@ -12,8 +12,8 @@
 #include "util/error.h"
 
 #define GUEST_SSH_USER "root"
-/* The drive (contributed by the storage plugin) mounted at /root in the guest. */
-#define GUEST_WORK_DRIVE_ID "work"
+/* The drive mounted at /root in the guest (core/workdisk). */
+#define GUEST_WORK_DRIVE_ID BANGER_DRIVE_WORK
 
 /* Create state_dir/ssh (0700) and generate the ed25519 key pair there when
  * it is missing (ssh-keygen through the runner). */

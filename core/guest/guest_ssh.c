@@ -116,6 +116,12 @@ static int guest_launch_stop(void *ctx, struct banger_vm *vm, struct banger_erro
     return gl->inner.stop ? gl->inner.stop(gl->inner.ctx, vm, err) : 0;
 }
 
+static int guest_launch_destroy(void *ctx, struct banger_vm *vm, struct banger_error *err)
+{
+    struct guest_launch *gl = ctx;
+    return gl->inner.destroy ? gl->inner.destroy(gl->inner.ctx, vm, err) : 0;
+}
+
 void guest_launch_wrap(struct guest_launch *gl, const char *state_dir,
                        struct engine_launch_ops *ops)
 {
@@ -126,6 +132,7 @@ void guest_launch_wrap(struct guest_launch *gl, const char *state_dir,
         .launch = guest_launch_launch,
         .undo = guest_launch_undo,
         .stop = guest_launch_stop,
+        .destroy = guest_launch_destroy,
     };
 }
 

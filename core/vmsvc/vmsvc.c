@@ -401,7 +401,7 @@ int vmsvc_delete(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress,
     }
     if (progress)
         progress(ctx, "destroy");
-    r = engine_destroy(svc->plugins, vm, err);
+    r = engine_destroy(svc->plugins, &svc->vmm.launch, vm, err);
     if (r < 0) {
         vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
         goto done;

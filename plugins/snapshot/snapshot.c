@@ -1,6 +1,6 @@
 /* snapshot capability: the VM's root drive is a persistent device-mapper
  * snapshot of the image (read-only loop) on a sparse per-VM COW file
- * (read-write loop), plus the VM's work disk as the second drive.
+ * (read-write loop). The work disk is the core's (core/workdisk).
  *
  * Every host object is recorded as a handle before it is made, so a failure
  * or crash at any point can be undone from handles.json alone. The loops are
@@ -11,7 +11,6 @@
 #include "snap-dm.h"
 #include "snap-loop.h"
 #include "snap-util.h"
-#include "workdisk.h"
 
 #include <banger/capability.h>
 
@@ -165,7 +164,7 @@ static int snapshot_before_launch(struct snap_state *st, struct banger_vm *vm,
 {
     const struct banger_host_api *host = st->host;
     const struct banger_vm_info *info = host->vm_info(vm);
-    char name[64], cow[PATH_MAX], work[PATH_MAX], mapper[96], why[512] = "";
+    char name[64], cow[PATH_MAX], mapper[96], why[512] = "";
     int base_fd = -1, cow_fd = -1, r;
     dev_t base_dev = 0, cow_dev = 0;
     uint64_t image_size = 0;
@@ -178,9 +177,6 @@ static int snapshot_before_launch(struct snap_state *st, struct banger_vm *vm,
     if (r < 0)
         return host->fail(err, r, "%s", why);
     r = snapshot_path(st, vm, SNAP_COW_FILE, cow, sizeof(cow), err);
-    if (r < 0)
-        return r;
-    r = snapshot_path(st, vm, WORKDISK_FILE, work, sizeof(work), err);
     if (r < 0)
         return r;
     r = snap_dm_check_snapshot_target(why, sizeof(why));
@@ -243,21 +239,8 @@ cleanup:
 
     {
         const struct banger_drive root = {.struct_size = sizeof(root), .is_root_device = true,
-                                          .drive_id = "rootfs", .path_on_host = mapper};
-        r = host->add_drive(vm, &root, err);
-        if (r < 0)
-            return r;
-    }
-    r = workdisk_ensure(host, work, snapshot_size(st, info->disk_size, "disk_size"), err);
-    if (r < 0)
-        return r;
-    r = host->fault_point(vm, "snapshot.work-disk", err);
-    if (r < 0)
-        return r;
-    {
-        const struct banger_drive wd = {.struct_size = sizeof(wd), .drive_id = "work",
-                                        .path_on_host = work};
-        return host->add_drive(vm, &wd, err);
+                                          .drive_id = BANGER_DRIVE_ROOT, .path_on_host = mapper};
+        return host->add_drive(vm, &root, err);
     }
 }
 
@@ -355,19 +338,15 @@ static int snapshot_stop(void *state, struct banger_vm *vm, struct banger_error 
 static int snapshot_destroy(void *state, struct banger_vm *vm, struct banger_error *err)
 {
     struct snap_state *st = state;
-    char cow[PATH_MAX], work[PATH_MAX];
-    int r, first = 0;
+    char cow[PATH_MAX];
+    int r;
 
     r = snapshot_path(st, vm, SNAP_COW_FILE, cow, sizeof(cow), err);
     if (r < 0)
         return r;
-    r = snapshot_path(st, vm, WORKDISK_FILE, work, sizeof(work), err);
-    if (r < 0)
-        return r;
     if (unlink(cow) < 0 && errno != ENOENT)
-        first = st->host->fail(err, -errno, "removing COW file %s: %s", cow, strerror(errno));
-    r = workdisk_remove(st->host, work, first < 0 ? NULL : err);
-    return first < 0 ? first : r;
+        return st->host->fail(err, -errno, "removing COW file %s: %s", cow, strerror(errno));
+    return 0;
 }
 
 static int snapshot_doctor(void *state, struct banger_doctor *report)
@@ -442,7 +421,7 @@ static const struct banger_capability snapshot_desc = {
     .struct_size = sizeof(struct banger_capability),
     .name = "snapshot",
     .version = PACKAGE_VERSION,
-    .description = "root drive: dm snapshot of the image on a per-VM COW file; work disk",
+    .description = "root drive: dm snapshot of the image on a per-VM COW file",
     .phases = BANGER_PHASE_BEFORE_LAUNCH,
     .requires = NULL,
     .init = snapshot_init,

@@ -4,6 +4,8 @@
 
 #include "e2e.h"
 
+#include <banger/capability.h>
+
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
@@ -138,12 +140,23 @@ START_TEST(api_bodies_are_exact)
         } else if (strcmp(path, "/actions") == 0) {
             ck_assert_str_eq(b, "{\"action_type\":\"InstanceStart\"}");
             seen |= 4;
+        } else if (strcmp(path, "/drives/" BANGER_DRIVE_WORK) == 0) {
+            /* core/workdisk: the guest's /root, flushes reach the host disk */
+            char *want = NULL;
+            ck_assert_int_ge(asprintf(&want, "{\"drive_id\":\"work\",\"path_on_host\":"
+                                      "\"%s/vms/", t.state_dir), 0);
+            ck_assert_msg(strncmp(b, want, strlen(want)) == 0, "%s", b);
+            ck_assert_msg(strstr(b, "/work.ext4\",\"is_root_device\":false,"
+                                    "\"is_read_only\":false,\"cache_type\":\"Writeback\"}"),
+                          "%s", b);
+            free(want);
+            seen |= 8;
         }
         free(b);
         cJSON_Delete(rec);
     }
     fclose(f);
-    ck_assert_int_eq(seen, 7);
+    ck_assert_int_eq(seen, 15);
 }
 END_TEST
 
@@ -271,6 +284,91 @@ START_TEST(disconnecting_client_does_not_abort)
 }
 END_TEST
 
+/* The reflink root module with the core's work disk, through the real
+ * daemon: drive root is the VM's own copy, drive work the labelled disk,
+ * both Writeback, both kept across stop/start, both gone after delete.
+ * state_dir here cannot clone, so the copy is the logged fallback. */
+static void setup_reflink(void)
+{
+    static const char *const plugins[] = { "reflink", NULL };
+    e2e_setup_plugins(&t, plugins, NULL, NULL);
+    e2e_start_daemon(&t);
+    e2e_register_default_image(&t);
+}
+
+/* The recorded body of PUT <path> (the last one), malloc'd, or NULL. */
+static char *recorded_body(const char *path)
+{
+    FILE *f = fopen(t.record, "re");
+    char line[8192], *found = NULL;
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f)) {
+        cJSON *rec = cJSON_Parse(line);
+        ck_assert_ptr_nonnull(rec);
+        if (strcmp(str(rec, "path"), path) == 0) {
+            free(found);
+            found = cJSON_PrintUnformatted(cJSON_GetObjectItem(rec, "body"));
+        }
+        cJSON_Delete(rec);
+    }
+    fclose(f);
+    return found;
+}
+
+START_TEST(reflink_root_and_core_work_disk)
+{
+    cJSON *r = ok(e2e_rpc(&t, "vm.create", "{\"name\":\"rl\"}"), "create");
+    char *id = strdup(str(e2e_result(r), "id"));
+    cJSON_Delete(r);
+    char *root = NULL, *work = NULL, *want = NULL, *body;
+    ck_assert_int_ge(asprintf(&root, "%s/vms/%s/root.ext4", t.state_dir, id), 0);
+    ck_assert_int_ge(asprintf(&work, "%s/vms/%s/work.ext4", t.state_dir, id), 0);
+
+    body = recorded_body("/drives/" BANGER_DRIVE_ROOT);
+    ck_assert_int_ge(asprintf(&want, "{\"drive_id\":\"root\",\"path_on_host\":\"%s\","
+                              "\"is_root_device\":true,\"is_read_only\":false,"
+                              "\"cache_type\":\"Writeback\"}", root), 0);
+    ck_assert_str_eq(body, want);
+    free(body);
+    free(want);
+    body = recorded_body("/drives/" BANGER_DRIVE_WORK);
+    ck_assert_int_ge(asprintf(&want, "{\"drive_id\":\"work\",\"path_on_host\":\"%s\","
+                              "\"is_root_device\":false,\"is_read_only\":false,"
+                              "\"cache_type\":\"Writeback\"}", work), 0);
+    ck_assert_str_eq(body, want);
+    free(body);
+    free(want);
+
+    struct stat r0, w0, r1, w1;
+    ck_assert_int_eq(stat(root, &r0), 0);
+    ck_assert_int_eq(stat(work, &w0), 0);
+    cJSON_Delete(ok(e2e_rpc(&t, "vm.stop", "{\"vm\":\"rl\"}"), "stop"));
+    cJSON_Delete(ok(e2e_rpc(&t, "vm.start", "{\"vm\":\"rl\"}"), "start"));
+    ck_assert_int_eq(stat(root, &r1), 0);
+    ck_assert_int_eq(stat(work, &w1), 0);
+    ck_assert_uint_eq(r0.st_ino, r1.st_ino);
+    ck_assert_uint_eq(w0.st_ino, w1.st_ino);
+
+    /* the daemon log names the cost of the copy */
+    FILE *f = fopen(t.log, "re");
+    char line[4096];
+    bool warned = false;
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f))
+        warned |= strstr(line, "cannot clone files (reflink)") && strstr(line, "bytes written");
+    fclose(f);
+    ck_assert(warned);
+
+    cJSON_Delete(ok(e2e_rpc(&t, "vm.delete", "{\"vm\":\"rl\"}"), "delete"));
+    ck_assert_int_ne(stat(root, &r1), 0);
+    ck_assert_int_ne(stat(work, &w1), 0);
+    ck_assert_int_eq(e2e_vm_dirs(&t), 0);
+    free(root);
+    free(work);
+    free(id);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e-daemon");
@@ -284,6 +382,11 @@ int main(void)
     tcase_add_test(tc, other_uid_is_unauthorized);
     tcase_add_test(tc, disconnecting_client_does_not_abort);
     suite_add_tcase(s, tc);
+    TCase *rl = tcase_create("reflink");
+    tcase_set_timeout(rl, 120);
+    tcase_add_checked_fixture(rl, setup_reflink, teardown);
+    tcase_add_test(rl, reflink_root_and_core_work_disk);
+    suite_add_tcase(s, rl);
     SRunner *sr = srunner_create(s);
     e2e_run_begin();
     srunner_run_all(sr, CK_NORMAL);

@@ -84,9 +84,11 @@ static void t_contribute(struct banger_vm *vm)
     const struct banger_host_api *h = bg_host_api();
     struct banger_error e = { 0 };
     struct banger_drive root = { .struct_size = sizeof(root), .is_root_device = true,
-                                 .drive_id = "rootfs", .path_on_host = "/dev/mapper/bg-root" };
-    struct banger_drive work = { .struct_size = sizeof(work), .is_read_only = true,
-                                 .drive_id = "work", .path_on_host = "/dev/loop7" };
+                                 .drive_id = BANGER_DRIVE_ROOT,
+                                 .path_on_host = "/dev/mapper/bg-root" };
+    struct banger_drive work = { .struct_size = sizeof(work), .drive_id = BANGER_DRIVE_WORK,
+                                 .path_on_host = "/var/lib/banger/vms/x/work.ext4",
+                                 .cache = BANGER_DRIVE_CACHE_WRITEBACK };
     struct banger_net_iface net = { .struct_size = sizeof(net), .iface_id = "eth0",
                                     .host_dev_name = "bgtap0",
                                     .guest_mac = "06:00:ac:1d:00:02" };
@@ -181,10 +183,11 @@ START_TEST(test_launch_exact_bodies_and_graceful_stop)
              "PUT /boot-source {\"kernel_image_path\":\"/images/vmlinux\","
              "\"initrd_path\":\"/images/initrd.img\",\"boot_args\":\"console=ttyS0 reboot=k "
              "panic=1 pci=off ip=172.29.0.2::172.29.0.1:255.255.255.0::eth0:off quiet\"}\n"
-             "PUT /drives/rootfs {\"drive_id\":\"rootfs\",\"path_on_host\":"
+             "PUT /drives/root {\"drive_id\":\"root\",\"path_on_host\":"
              "\"/dev/mapper/bg-root\",\"is_root_device\":true,\"is_read_only\":false}\n"
-             "PUT /drives/work {\"drive_id\":\"work\",\"path_on_host\":\"/dev/loop7\","
-             "\"is_root_device\":false,\"is_read_only\":true}\n"
+             "PUT /drives/work {\"drive_id\":\"work\",\"path_on_host\":"
+             "\"/var/lib/banger/vms/x/work.ext4\",\"is_root_device\":false,"
+             "\"is_read_only\":false,\"cache_type\":\"Writeback\"}\n"
              "PUT /network-interfaces/eth0 {\"iface_id\":\"eth0\",\"host_dev_name\":\"bgtap0\","
              "\"guest_mac\":\"06:00:ac:1d:00:02\"}\n"
              "PUT /vsock {\"guest_cid\":3,\"uds_path\":\"%s/vsock.sock\"}\n"
@@ -249,11 +252,11 @@ START_TEST(test_failing_config_call_then_undo)
     struct engine_launch_ops ops;
     struct banger_vm *vm = t_vm();
     struct banger_error e = { 0 };
-    setenv("FC_DOUBLE_FAIL", "PUT /drives/rootfs", 1);
+    setenv("FC_DOUBLE_FAIL", "PUT /drives/root", 1);
     t_contribute(vm);
     fc_driver_launch_ops(&drv, &ops);
     ck_assert_int_lt(ops.launch(ops.ctx, vm, &e), 0);
-    ck_assert_str_eq(bg_error_text(&e), "firecracker: PUT /drives/rootfs: injected failure");
+    ck_assert_str_eq(bg_error_text(&e), "firecracker: PUT /drives/root: injected failure");
     ck_assert_int_ne(t_pid_of_vm(), 0);
 
     struct banger_error u = { 0 };

@@ -9,7 +9,8 @@
  * reads EOF and ends.
  *
  * fcd-standin, single-threaded: reads the authorized_keys that the daemon
- * wrote into the work disk (debugfs, as the guest would see it at
+ * wrote into the work disk (the drive whose ext4 label is banger-work, as
+ * the guest's fstab finds it; read with debugfs, as the guest would see it at
  * /root/.ssh/authorized_keys), then forks the guest's "init" as pid 1 of
  * new pid, network and mount namespaces. The parent plugs a veth into the
  * bridge the VM's TAP is on, with the other end (eth0, the VM's MAC) in the
@@ -57,6 +58,23 @@ static void fcd_guest_copy(char *dst, size_t len, const cJSON *obj, const char *
 
 	if (cJSON_IsString(it))
 		snprintf(dst, len, "%s", it->valuestring);
+}
+
+/* Does the drive at `path` carry the ext4 volume label `label`? A real guest
+ * finds its /root disk that way (LABEL=banger-work in fstab), not by the
+ * drive id the host chose. The label is 16 bytes at 120 into the
+ * superblock, which starts at byte 1024. */
+static bool fcd_guest_has_label(const char *path, const char *label)
+{
+	char sb_label[17] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = pread(fd, sb_label, 16, 1024 + 120) == 16;
+	close(fd);
+	return ok && strcmp(sb_label, label) == 0;
 }
 
 static void fcd_guest_start(void)
@@ -115,9 +133,9 @@ void fcd_guest_observe(const char *method, const char *resource, const cJSON *bo
 	if (strcmp(resource, "boot-source") == 0) {
 		fcd_guest_copy(fcd_guest.boot_args, sizeof(fcd_guest.boot_args), body, "boot_args");
 	} else if (strcmp(resource, "drives") == 0) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "drive_id");
+		const cJSON *disk = cJSON_GetObjectItemCaseSensitive(body, "path_on_host");
 
-		if (cJSON_IsString(id) && strcmp(id->valuestring, "work") == 0)
+		if (cJSON_IsString(disk) && fcd_guest_has_label(disk->valuestring, "banger-work"))
 			fcd_guest_copy(fcd_guest.work, sizeof(fcd_guest.work), body, "path_on_host");
 	} else if (strcmp(resource, "network-interfaces") == 0) {
 		fcd_guest_copy(fcd_guest.tap, sizeof(fcd_guest.tap), body, "host_dev_name");

@@ -1,5 +1,5 @@
 /* vm run / exec / ssh-config end to end: the real bangerd and banger, the
- * tap plugin, a test-only work disk plugin, and the Firecracker double with
+ * tap plugin, the core's work disk, and the Firecracker double with
  * its stand-in guest (a real sshd in private namespaces, FC_DOUBLE_STANDIN).
  * Each test unshares its own network namespace first, so the bridge, the
  * TAPs, the veths and every packet stay inside it. */
@@ -81,20 +81,6 @@ static void g_setup(void)
     ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (tests need root)",
                   strerror(errno));
     e2e_setup_plugins(&T, plugins, "tap = { pool_size = 0; };\n", NULL);
-    /* Add the test-only work disk plugin after tap. */
-    char *dst = g_printf("%s/plugins/workdisk.so", T.dir);
-    const char *const cp[] = { "cp", GUEST_TEST_PLUGIN, dst, NULL };
-    g_run(cp);
-    free(dst);
-    char *conf = g_read(T.config);
-    char *at = strstr(conf, "plugins = ( \"tap\" );");
-    ck_assert_ptr_nonnull(at);
-    *at = '\0';
-    char *fixed = g_printf("%splugins = ( \"tap\", \"workdisk\" );%s", conf,
-                           at + strlen("plugins = ( \"tap\" );"));
-    g_write(T.config, fixed);
-    free(conf);
-    free(fixed);
     char *home = g_printf("%s/home", T.dir);
     ck_assert_int_eq(mkdir(home, 0700), 0);
     setenv("HOME", home, 1);

@@ -84,14 +84,11 @@ START_TEST(writes_land_in_cow_base_untouched)
 
     ck_assert_msg(start_vm(vm, &e) == 0, "%s", e.msg);
     dm_path(vm, node, sizeof(node));
-    ck_assert_uint_eq(vm->contrib.n_drives, 2);
-    ck_assert_str_eq(vm->contrib.drives[0].drive_id, "rootfs");
+    ck_assert_uint_eq(vm->contrib.n_drives, 1);
+    ck_assert_str_eq(vm->contrib.drives[0].drive_id, BANGER_DRIVE_ROOT);
     ck_assert_str_eq(vm->contrib.drives[0].path_on_host, node);
     ck_assert(vm->contrib.drives[0].is_root_device);
     ck_assert(!vm->contrib.drives[0].is_read_only);
-    ck_assert_str_eq(vm->contrib.drives[1].drive_id, "work");
-    ck_assert(!vm->contrib.drives[1].is_root_device);
-    ck_assert(!vm->contrib.drives[1].is_read_only);
     ck_assert_ptr_nonnull(bg_vm_get_handle(vm, "snapshot.base_loop"));
     ck_assert_ptr_nonnull(bg_vm_get_handle(vm, "snapshot.cow_loop"));
     ck_assert_str_eq(bg_vm_get_handle(vm, "snapshot.dm"), node + strlen("/dev/mapper/"));
@@ -136,23 +133,20 @@ START_TEST(writes_land_in_cow_base_untouched)
 }
 END_TEST
 
-/* The COW and the work disk survive stop/start; a fresh VM object (daemon
- * restart) stops from handles.json alone. */
+/* The COW survives stop/start; a fresh VM object (daemon restart) stops
+ * from handles.json alone. */
 START_TEST(persists_across_stop_start)
 {
     struct banger_error e = {0};
     struct banger_vm *vm = kt_vm(&env, "00000000000b");
-    char node[96], work[700], *out = NULL;
+    char node[96], cow[700], *out = NULL;
     struct stat w0, w1;
 
     ck_assert_msg(start_vm(vm, &e) == 0, "%s", e.msg);
     dm_path(vm, node, sizeof(node));
     ck_assert_int_eq(debugfs(node, "mkdir /kept", NULL), 0);
-    snprintf(work, sizeof(work), "%s/work.ext4", vm->info.state_dir);
-    ck_assert_int_eq(stat(work, &w0), 0);
-    ck_assert_int_eq(w0.st_size, 64ll << 20);
-    e2fsck_clean(work);
-    ck_assert_str_eq(vm->contrib.drives[1].path_on_host, work);
+    snprintf(cow, sizeof(cow), "%s/overlay.cow", vm->info.state_dir);
+    ck_assert_int_eq(stat(cow, &w0), 0);
     ck_assert_int_eq(stop_vm(vm, &e), 0);
     assert_nothing_left(vm);
 
@@ -161,7 +155,7 @@ START_TEST(persists_across_stop_start)
     ck_assert_int_eq(debugfs(node, "stat /kept", &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "Type: directory"));
     free(out);
-    ck_assert_int_eq(stat(work, &w1), 0);
+    ck_assert_int_eq(stat(cow, &w1), 0);
     ck_assert_uint_eq(w0.st_ino, w1.st_ino);
 
     /* "daemon restart": a new VM object knows only handles.json */
@@ -171,13 +165,13 @@ START_TEST(persists_across_stop_start)
     ck_assert_int_eq(stop_vm(vm, &e), 0);
     assert_nothing_left(vm);
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
-    ck_assert(!kt_exists(work));
+    ck_assert(!kt_exists(cow));
     bg_vm_free(vm);
 }
 END_TEST
 
 static const char *const fault_points[] = {"snapshot.base-loop", "snapshot.cow-loop",
-                                           "snapshot.dm-create", "snapshot.work-disk"};
+                                           "snapshot.dm-create"};
 
 START_TEST(fault_after_each_substep_rolls_back)
 {

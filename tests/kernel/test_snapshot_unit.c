@@ -1,12 +1,11 @@
 /* Host-side tests of the snapshot capability: the logic that needs no
- * device-mapper (names, image checks, config, error paths) and the work disk
- * (needs only mkfs.ext4). The dm/loop tests run in the kernel harness. */
+ * device-mapper (names, image checks, config, error paths). The dm/loop
+ * tests run in the kernel harness. */
 #include "config.h"
 
 #include "ktutil.h"
 #include "snap-loop.h"
 #include "snap-util.h"
-#include "workdisk.h"
 
 #include "host/host.h"
 
@@ -191,82 +190,20 @@ START_TEST(loop_detach_rules)
 }
 END_TEST
 
-static void workdisk_geometry(const char *path, unsigned long long *bytes)
-{
-    const char *argv[] = {"dumpe2fs", "-h", path, NULL};
-    unsigned long long count = 0, bsize = 0;
-    char *out = NULL, *p;
-
-    ck_assert_int_eq(kt_run(argv, &out), 0);
-    p = strstr(out, "Block count:");
-    ck_assert_ptr_nonnull(p);
-    count = strtoull(p + strlen("Block count:"), NULL, 10);
-    p = strstr(out, "Block size:");
-    ck_assert_ptr_nonnull(p);
-    bsize = strtoull(p + strlen("Block size:"), NULL, 10);
-    free(out);
-    *bytes = count * bsize;
-}
-
-START_TEST(workdisk_lifecycle)
-{
-    const struct banger_host_api *host = bg_host_api();
-    struct banger_error e = {0};
-    struct stat st1, st2;
-    unsigned long long fs_bytes;
-    struct kt_env env;
-    char path[600];
-
-    kt_env_init(&env, CONF);
-    snprintf(path, sizeof(path), "%s/work.ext4", env.dir);
-    ck_assert_msg(workdisk_ensure(host, path, 96ull << 20, &e) == 0, "%s", e.msg);
-    ck_assert_int_eq(stat(path, &st1), 0);
-    ck_assert_int_eq(st1.st_size, 96ll << 20);
-    /* sparse: far less allocated than its size */
-    ck_assert_int_lt(st1.st_blocks * 512, 48ll << 20);
-    /* the filesystem spans the whole file (not a quarter of it) */
-    workdisk_geometry(path, &fs_bytes);
-    ck_assert_uint_eq(fs_bytes, 96ull << 20);
-    {
-        const char *argv[] = {"e2fsck", "-n", "-f", path, NULL};
-        ck_assert_int_eq(kt_run(argv, NULL), 0);
-    }
-    /* kept as it is on the next start */
-    ck_assert_int_eq(workdisk_ensure(host, path, 128ull << 20, &e), 0);
-    ck_assert_int_eq(stat(path, &st2), 0);
-    ck_assert_uint_eq(st1.st_ino, st2.st_ino);
-    ck_assert_int_eq(st2.st_size, 96ll << 20);
-    ck_assert(st1.st_mtim.tv_sec == st2.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec);
-
-    ck_assert_int_eq(workdisk_remove(host, path, &e), 0);
-    ck_assert(!kt_exists(path));
-    ck_assert_int_eq(workdisk_remove(host, path, &e), 0);
-
-    /* a failing mkfs leaves no file behind */
-    snprintf(path, sizeof(path), "%s/no-such-dir/work.ext4", env.dir);
-    ck_assert_int_lt(workdisk_ensure(host, path, 64ull << 20, &e), 0);
-    ck_assert_ptr_nonnull(strstr(e.msg, "work disk"));
-    kt_env_free(&env);
-}
-END_TEST
-
-/* destroy removes the COW file and the work disk, and tolerates their absence. */
+/* destroy removes the COW file and tolerates its absence. */
 START_TEST(destroy_removes_files)
 {
     struct banger_error e = {0};
     struct kt_env env;
     struct banger_vm *vm;
-    char cow[700], work[700];
+    char cow[700];
 
     kt_env_init(&env, CONF);
     vm = kt_vm(&env, "0123456789ab");
     snprintf(cow, sizeof(cow), "%s/overlay.cow", vm->info.state_dir);
-    snprintf(work, sizeof(work), "%s/work.ext4", vm->info.state_dir);
     close(open(cow, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-    close(open(work, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
     ck_assert(!kt_exists(cow));
-    ck_assert(!kt_exists(work));
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
     bg_vm_free(vm);
     kt_env_free(&env);
@@ -287,7 +224,6 @@ int main(void)
     tcase_add_test(tc, config_validation);
     tcase_add_test(tc, start_errors_name_the_cause);
     tcase_add_test(tc, loop_detach_rules);
-    tcase_add_test(tc, workdisk_lifecycle);
     tcase_add_test(tc, destroy_removes_files);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
