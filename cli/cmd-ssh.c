@@ -15,7 +15,9 @@ static const char vm_ssh_usage[] =
     "Usage: banger vm ssh NAME [-- SSH-ARGS...]\n"
     "\n"
     "Open an interactive shell as root in a running VM, with banger's own key and\n"
-    "its pinned host keys (trusted on first contact, a changed key is refused).\n";
+    "its pinned host keys (trusted on first contact, a changed key is refused).\n"
+    "SSH-ARGS follow the destination as with ssh: options, then a command, as in\n"
+    "'banger vm ssh web -- -L 8080:localhost:80' or 'banger vm ssh web -- uname -a'.\n";
 
 static const char vm_exec_usage[] =
     "Usage: banger vm exec NAME -- CMD [ARGS...]\n"

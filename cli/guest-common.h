@@ -37,8 +37,9 @@ enum guest_fetch {
 enum guest_fetch guest_fetch(const struct cli_ctx *ctx, const char *vm, bool quiet_not_yet,
                              struct guest_ssh *g);
 
-/* ssh with banger's identity and pinned host keys; `extra` words go after
- * the options, then "user@ip", then `remote` (NULL: none). The array and
+/* ssh with banger's identity and pinned host keys: the options, "user@ip",
+ * then the `extra` words (more ssh options, or a command), then `remote`
+ * (NULL: none). The array and
  * the strings it owns are freed with guest_argv_free. */
 struct guest_argv {
     const char *v[64];

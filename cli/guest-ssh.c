@@ -126,9 +126,11 @@ void guest_ssh_argv(struct guest_argv *a, const struct guest_ssh *g, const char 
     a->v[a->n++] = guest_own(a, xasprintf("UserKnownHostsFile=%s", g->hosts_path));
     if (tty)
         a->v[a->n++] = tty;
+    a->v[a->n++] = guest_own(a, xasprintf("%s@%s", g->user, g->ip));
+    /* After the destination, as a user types them: OpenSSH reads options
+     * there too, and the first word that is not one starts the command. */
     for (size_t i = 0; extra && extra[i] && a->n < 56; i++)
         a->v[a->n++] = extra[i];
-    a->v[a->n++] = guest_own(a, xasprintf("%s@%s", g->user, g->ip));
     if (remote) {
         a->v[a->n++] = "--";
         a->v[a->n++] = remote;

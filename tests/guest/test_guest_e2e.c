@@ -340,6 +340,15 @@ START_TEST(test_exec_stdin_stdout_status)
     ck_assert_str_eq(out, "[a b][it's]");
     free(out);
     free(err);
+    /* vm ssh NAME -- CMD runs CMD, as `ssh host CMD` does; options may
+     * come first, as after ssh's destination. */
+    const char *const ssh_cmd[] = { "vm", "ssh", "ex", "--", "-o", "LogLevel=QUIET", "sh", "-c",
+                                    "'echo ssh-ran; exit 4'", NULL };
+    status = g_cli(NULL, &out, &err, ssh_cmd);
+    ck_assert_msg(status == 4, "exit %d; stderr: %s", status, err);
+    ck_assert_str_eq(out, "ssh-ran\n");
+    free(out);
+    free(err);
 }
 END_TEST
 
