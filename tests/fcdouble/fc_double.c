@@ -21,16 +21,23 @@
  *   FC_DOUBLE_CHECK_PATHS=1        open kernel, initrd and drive files at PUT time
  *   FC_DOUBLE_VSOCK_MAP="10789=/path/agent.sock,22=/path/x"
  *                                  guest vsock port -> Unix socket playing the guest side
+ *   FC_DOUBLE_VERSION=X.Y.Z        the version --version and the API report (1.16.1)
+ *   FC_DOUBLE_CONSOLE_FILE=FILE    copy FILE to stdout (the "serial console") once the
+ *                                  VM runs; with FC_DOUBLE_EXIT_ON_START, the exit follows it
+ *   FC_DOUBLE_EXIT_AFTER_MS=N      N ms after InstanceStart, log Firecracker's exit lines
+ *                                  and exit 0, as on a guest reboot
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fcd.h"
@@ -149,6 +156,63 @@ static int fcd_parse_args(int argc, char **argv)
 	return 0;
 }
 
+/* One line in Firecracker's log format on stdout:
+ * "2026-02-23T21:05:34.876998360 [id:thread] message". */
+static void fcd_vmm_log_line(const char *thread, const char *message)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32], line[512];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	int n = snprintf(line, sizeof(line), "%s.%09ld [%s:%s] %s\n", when, ts.tv_nsec, fcd_cfg.id,
+			 thread, message);
+	if (n > 0)
+		(void)fcd_write_all(STDOUT_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n
+										 : sizeof(line) - 1);
+}
+
+static void fcd_copy_console(const char *path)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fcd_log("FC_DOUBLE_CONSOLE_FILE: cannot open '%s': %s", path, strerror(errno));
+		return;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		(void)fcd_write_all(STDOUT_FILENO, buf, (size_t)n);
+	close(fd);
+}
+
+/* Plays the guest after InstanceStart: its console output, then its reset. */
+static void *fcd_guest_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&fcd_vm.lock);
+	while (fcd_vm.state == FCD_NOT_STARTED)
+		pthread_cond_wait(&fcd_vm.state_changed, &fcd_vm.lock);
+	pthread_mutex_unlock(&fcd_vm.lock);
+	if (fcd_cfg.console_file)
+		fcd_copy_console(fcd_cfg.console_file);
+	if (fcd_cfg.exit_after_ms < 0)
+		return NULL;
+	fcd_sleep_ms(fcd_cfg.exit_after_ms);
+	if (fcd_cfg.exit_after_code == 0) {
+		/* What Firecracker logs when the guest resets through the i8042. */
+		fcd_vmm_log_line("fc_vcpu 0", "Received KVM_EXIT_SHUTDOWN signal");
+		fcd_vmm_log_line("main", "Vmm is stopping.");
+		fcd_vmm_log_line("main", "Firecracker exiting successfully. exit_code=0");
+	} else {
+		fcd_vmm_log_line("main", "Firecracker exiting with error. exit_code=1");
+	}
+	_exit(fcd_cfg.exit_after_code);
+}
+
 static int fcd_bind_api(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -174,12 +238,26 @@ int main(int argc, char **argv)
 	int listen_fd;
 	int r;
 
+	fcd_cfg.version = fcd_env_version();
+	if (!fcd_cfg.version) {
+		fprintf(stderr, "fc-double: FC_DOUBLE_VERSION='%s' is not X.Y.Z\n",
+			getenv("FC_DOUBLE_VERSION"));
+		return FCD_EXIT_GENERIC;
+	}
 	if (fcd_parse_args(argc, argv) < 0)
 		return FCD_EXIT_ARG_PARSING;
 	r = fcd_env_load(&fcd_cfg, msg, sizeof(msg));
 	if (r < 0) {
 		fcd_log("%s", r == -ENOMEM ? "out of memory" : msg);
 		return FCD_EXIT_GENERIC;
+	}
+	if (fcd_cfg.console_file || fcd_cfg.exit_after_ms >= 0) {
+		pthread_t guest;
+		if (pthread_create(&guest, NULL, fcd_guest_thread, NULL) != 0) {
+			fcd_log("cannot start the guest thread");
+			return FCD_EXIT_GENERIC;
+		}
+		pthread_detach(guest);
 	}
 	/* Firecracker only counts SIGPIPE; writes to gone peers must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
@@ -190,8 +268,10 @@ int main(int argc, char **argv)
 			"(%s)", fcd_cfg.api_sock, strerror(-listen_fd));
 		return FCD_EXIT_GENERIC;
 	}
-	fcd_log("Running Firecracker v%s (test double), API at %s", FCD_VERSION,
-		fcd_cfg.api_sock);
+	/* Firecracker's first log line, in its format, on stdout. */
+	char hello[128];
+	snprintf(hello, sizeof(hello), "Running Firecracker v%s", FCD_VERSION);
+	fcd_vmm_log_line("main", hello);
 	r = fcd_http_serve(listen_fd);
 	fcd_log("API server stopped: %s", strerror(-r));
 	return FCD_EXIT_GENERIC;

@@ -10,7 +10,9 @@
 
 #include <cjson/cJSON.h>
 
-#define FCD_VERSION "1.16.1"
+#define FCD_DEFAULT_VERSION "1.16.1"
+/* What --version, GET / and GET /version report: FC_DOUBLE_VERSION or 1.16.1. */
+#define FCD_VERSION (fcd_cfg.version)
 #define FCD_DEFAULT_ID "anonymous-instance"
 #define FCD_DEFAULT_MAX_PAYLOAD 51200
 #define FCD_MAX_DRIVES 32
@@ -47,6 +49,10 @@ struct fcd_config {
 	size_t n_fail_rules;
 	struct fcd_vsock_route *vsock_routes;
 	size_t n_vsock_routes;
+	const char *version;      /* FC_DOUBLE_VERSION */
+	const char *console_file; /* FC_DOUBLE_CONSOLE_FILE: "guest" output at InstanceStart */
+	long exit_after_ms;       /* FC_DOUBLE_EXIT_AFTER_MS; -1: never */
+	int exit_after_code;      /* 0 (guest reset), 1 with FC_DOUBLE_EXIT_ON_START */
 };
 
 enum fcd_vm_state { FCD_NOT_STARTED, FCD_RUNNING, FCD_PAUSED };
@@ -100,6 +106,9 @@ extern struct fcd_config fcd_cfg;
 extern struct fcd_vm fcd_vm;
 
 /* fcd_env.c */
+/* FC_DOUBLE_VERSION ("X.Y.Z") or the default; NULL when malformed. Read
+ * before the command line, which may ask for --version. */
+const char *fcd_env_version(void);
 int fcd_env_load(struct fcd_config *cfg, char *msg, size_t msg_len);
 bool fcd_env_should_fail(const struct fcd_config *cfg, const char *method,
 			 const char *path, const cJSON *body);

@@ -149,6 +149,44 @@ cleanup:
 	return r;
 }
 
+const char *fcd_env_version(void)
+{
+	const char *v = getenv("FC_DOUBLE_VERSION");
+	unsigned a, b, c;
+	int used = 0;
+
+	if (!v || !*v)
+		return FCD_DEFAULT_VERSION;
+	if (sscanf(v, "%u.%u.%u%n", &a, &b, &c, &used) != 3 || v[used] != '\0')
+		return NULL;
+	return v;
+}
+
+/* FC_DOUBLE_CONSOLE_FILE and FC_DOUBLE_EXIT_AFTER_MS: a guest that prints
+ * and then resets (or, with FC_DOUBLE_EXIT_ON_START, a VMM that dies). */
+static int fcd_env_guest_exit(struct fcd_config *cfg, char *msg, size_t msg_len)
+{
+	const char *console = getenv("FC_DOUBLE_CONSOLE_FILE");
+	const char *after = getenv("FC_DOUBLE_EXIT_AFTER_MS");
+	int r;
+
+	cfg->exit_after_ms = -1;
+	cfg->exit_after_code = 0;
+	cfg->console_file = console && *console ? console : NULL;
+	if (after && *after) {
+		r = fcd_env_ms("FC_DOUBLE_EXIT_AFTER_MS", &cfg->exit_after_ms, msg, msg_len);
+		if (r < 0)
+			return r;
+	}
+	/* The console comes out before the crash, so the crash moves here. */
+	if (cfg->console_file && cfg->exit_on_start) {
+		cfg->exit_on_start = false;
+		cfg->exit_after_ms = 0;
+		cfg->exit_after_code = 1;
+	}
+	return 0;
+}
+
 int fcd_env_load(struct fcd_config *cfg, char *msg, size_t msg_len)
 {
 	const char *record = getenv("FC_DOUBLE_RECORD");
@@ -169,6 +207,9 @@ int fcd_env_load(struct fcd_config *cfg, char *msg, size_t msg_len)
 	cfg->exit_on_start = v && *v && strcmp(v, "0") != 0;
 	v = getenv("FC_DOUBLE_CHECK_PATHS");
 	cfg->check_paths = v && *v && strcmp(v, "0") != 0;
+	r = fcd_env_guest_exit(cfg, msg, msg_len);
+	if (r < 0)
+		return r;
 	r = fcd_env_fail_rules(cfg, msg, msg_len);
 	if (r < 0)
 		return r;
