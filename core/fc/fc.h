@@ -94,7 +94,8 @@ int fc_check_alive(struct banger_vm *vm, struct banger_error *err);
  * lines cut. "" for a text without lines. */
 void fc_console_summarize(const char *text, size_t len, char *buf, size_t buf_len);
 
-/* The same for the end of the VM's <state_dir>/firecracker.log. */
+/* The same for the end of the VM's <state_dir>/firecracker.log, from where
+ * this VMM's output began (vm->vmm_log_start) when it was spawned here. */
 void fc_console_summary(const struct banger_vm *vm, char *buf, size_t buf_len);
 
 /* ---- API (fc_api.c) ------------------------------------------------------ */

@@ -231,7 +231,11 @@ void fc_console_summary(const struct banger_vm *vm, char *buf, size_t buf_len)
     struct stat st;
     if (fstat(fd, &st) < 0)
         goto cleanup;
-    off_t from = st.st_size > FC_CONSOLE_READ_MAX ? st.st_size - FC_CONSOLE_READ_MAX : 0;
+    /* Only this run's output; earlier boots may have panicked too. */
+    off_t start = vm->vmm_log_start > 0 && vm->vmm_log_start <= st.st_size
+                      ? (off_t)vm->vmm_log_start : 0;
+    off_t from = st.st_size - start > FC_CONSOLE_READ_MAX ? st.st_size - FC_CONSOLE_READ_MAX
+                                                           : start;
     text = malloc(FC_CONSOLE_READ_MAX + 1);
     if (!text)
         goto cleanup;
@@ -239,7 +243,7 @@ void fc_console_summary(const struct banger_vm *vm, char *buf, size_t buf_len)
     if (got <= 0)
         goto cleanup;
     size_t skip = 0;
-    if (from > 0) {
+    if (from > start) {
         /* Started inside a line: drop the partial one. */
         const char *nl = memchr(text, '\n', (size_t)got);
         skip = nl ? (size_t)(nl - text) + 1 : 0;

@@ -283,6 +283,9 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
         r = bg_fail_errno(err, -errno, "firecracker: open %s", log_path);
         goto cleanup;
     }
+    struct stat log_st;
+    if (fstat(log_fd, &log_st) == 0)
+        vm->vmm_log_start = (long long)log_st.st_size;
     null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0) {
         r = bg_fail_errno(err, -errno, "firecracker: open /dev/null");
