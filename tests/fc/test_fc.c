@@ -755,6 +755,20 @@ START_TEST(test_guest_panic_is_quoted_when_the_vmm_exits)
                      "fs on unknown-block(0,0) (console before it: VFS: Cannot open root device "
                      "\"vda\" or unknown-block(0,0): error -6)");
     ck_assert_int_eq(fc_stop(&drv, vm, 1000, &e), 0);
+
+    /* The next boot appends to the same log; a crashing VMM (exit 1) whose
+     * initrd found no disk is explained by this boot's lines only. */
+    t_write(console, "banger-initrd: waiting for /dev/vda\nbanger-initrd: no root device "
+                     "/dev/vda\n");
+    unsetenv("FC_DOUBLE_EXIT_AFTER_MS");
+    setenv("FC_DOUBLE_EXIT_ON_START", "1", 1);
+    t_launch(&drv, vm);
+    ck_assert(t_wait_gone());
+    ck_assert_int_eq(fc_check_alive(vm, &e), -ESRCH);
+    ck_assert_str_eq(bg_error_text(&e),
+                     "firecracker exited: banger-initrd: no root device /dev/vda (console "
+                     "before it: banger-initrd: waiting for /dev/vda)");
+    ck_assert_int_eq(fc_stop(&drv, vm, 1000, &e), 0);
     bg_vm_free(vm);
 }
 END_TEST

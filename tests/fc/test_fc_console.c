@@ -188,6 +188,19 @@ START_TEST(test_summary_of_a_vm_log_file)
     h->vmm_console_summary(vm, via_host, sizeof(via_host));
     ck_assert_str_eq(via_host, summary);
 
+    /* The next boot of the same VM appends; only its own output counts. */
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    vm->vmm_log_start = (long long)st.st_size;
+    f = fopen(path, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("[    0.100000] Linux version 6.1.0-27-amd64\n"
+          "[    1.200000] Run /sbin/init as init process\n" T_FC_RESET, f);
+    fclose(f);
+    fc_console_summary(vm, summary, sizeof(summary));
+    ck_assert_str_eq(summary, "Run /sbin/init as init process (console before it: Linux version "
+                              "6.1.0-27-amd64)");
+
     unlink(path);
     rmdir(dir);
     bg_vm_free(vm);

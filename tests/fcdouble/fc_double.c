@@ -24,8 +24,8 @@
  *   FC_DOUBLE_VERSION=X.Y.Z        the version --version and the API report (1.16.1)
  *   FC_DOUBLE_CONSOLE_FILE=FILE    copy FILE to stdout (the "serial console") once the
  *                                  VM runs; with FC_DOUBLE_EXIT_ON_START, the exit follows it
- *   FC_DOUBLE_EXIT_AFTER_MS=N      N ms after InstanceStart, log Firecracker's exit lines
- *                                  and exit 0, as on a guest reboot
+ *   FC_DOUBLE_EXIT_AFTER_MS=N      N ms (at least 100) after InstanceStart, log
+ *                                  Firecracker's exit lines and exit 0, as on a guest reboot
  */
 #include "config.h"
 
@@ -45,6 +45,9 @@
 /* Firecracker exit codes (FcExitCode). */
 #define FCD_EXIT_GENERIC 1
 #define FCD_EXIT_ARG_PARSING 153
+
+/* The earliest exit after InstanceStart (FC_DOUBLE_EXIT_AFTER_MS). */
+#define FCD_EXIT_AFTER_MIN_MS 100
 
 struct fcd_config fcd_cfg = { .record_fd = -1 };
 struct fcd_vm fcd_vm = {
@@ -201,7 +204,11 @@ static void *fcd_guest_thread(void *arg)
 		fcd_copy_console(fcd_cfg.console_file);
 	if (fcd_cfg.exit_after_ms < 0)
 		return NULL;
-	fcd_sleep_ms(fcd_cfg.exit_after_ms);
+	/* This thread wakes when InstanceStart changes the state, before its
+	 * 204 is written: leave the reply time to go out, as a real guest's
+	 * reset (panic=1 waits a second) always does. */
+	fcd_sleep_ms(fcd_cfg.exit_after_ms > FCD_EXIT_AFTER_MIN_MS ? fcd_cfg.exit_after_ms
+								    : FCD_EXIT_AFTER_MIN_MS);
 	if (fcd_cfg.exit_after_code == 0) {
 		/* What Firecracker logs when the guest resets through the i8042. */
 		fcd_vmm_log_line("fc_vcpu 0", "Received KVM_EXIT_SHUTDOWN signal");
