@@ -88,7 +88,8 @@ int fc_check_alive(struct banger_vm *vm, struct banger_error *err);
 /* One line for an error message from a console text (guest serial output
  * mixed with Firecracker's own log lines): the line that says why the guest
  * did not come up -- a kernel panic, the initrd's "banger-initrd: ..."
- * message, Firecracker's error -- else the last guest line; then
+ * message, Firecracker's error -- else the last guest line (or "no output
+ * from the guest; firecracker: <its last line>"); then
  * " (console before it: a | b | ...)" with the up to FC_CONSOLE_CONTEXT_LINES
  * guest lines that precede it. Kernel timestamps and control characters are dropped, long
  * lines cut. "" for a text without lines. */

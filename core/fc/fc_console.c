@@ -187,8 +187,11 @@ void fc_console_summarize(const char *text, size_t len, char *buf, size_t buf_le
         for (long i = (long)n - 1; i >= 0 && head < 0; i--)
             if (!lines[i].vmm)
                 head = i;
-        if (head < 0)
+        if (head < 0) {
+            /* Only Firecracker spoke: the guest never reached its console. */
+            fc_console_append(buf, buf_len, &used, "no output from the guest; firecracker: ");
             head = (long)n - 1;
+        }
     }
     /* Firecracker's timestamp and thread tag say nothing to the user. */
     bool ignored;
