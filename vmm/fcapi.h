@@ -34,7 +34,11 @@ struct fcd_config {
 	size_t max_payload;
 	bool check_paths; /* open kernel, initrd and drive files at PUT time */
 	int record_fd;    /* -1: not recording */
+	const char *version; /* reported by GET / and GET /version; NULL: FCD_VERSION */
 };
+
+/* The Firecracker version this process reports. */
+const char *fcd_version(void);
 
 enum fcd_vm_state { FCD_NOT_STARTED, FCD_RUNNING, FCD_PAUSED };
 

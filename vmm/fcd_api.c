@@ -47,6 +47,11 @@ void fcd_response_fault(struct fcd_response *resp, const char *fmt, ...)
 	cJSON_Delete(obj);
 }
 
+const char *fcd_version(void)
+{
+	return fcd_cfg.version ? fcd_cfg.version : FCD_VERSION;
+}
+
 static void fcd_api_json(struct fcd_response *resp, cJSON *obj)
 {
 	resp->status = 200;
@@ -213,7 +218,7 @@ static void fcd_api_get_instance(struct fcd_response *resp)
 	cJSON_AddStringToObject(obj, "app_name", "Firecracker");
 	cJSON_AddStringToObject(obj, "id", fcd_cfg.id);
 	cJSON_AddStringToObject(obj, "state", names[fcd_vm.state]);
-	cJSON_AddStringToObject(obj, "vmm_version", FCD_VERSION);
+	cJSON_AddStringToObject(obj, "vmm_version", fcd_version());
 	fcd_api_json(resp, obj);
 }
 
@@ -411,7 +416,7 @@ static void fcd_api_logger(const cJSON *body, struct fcd_response *resp)
 	if (fcd_vm.logger_fd >= 0)
 		close(fcd_vm.logger_fd);
 	fcd_vm.logger_fd = fd;
-	dprintf(fd, "[%s:main] Running Firecracker v%s\n", fcd_cfg.id, FCD_VERSION);
+	dprintf(fd, "[%s:main] Running Firecracker v%s\n", fcd_cfg.id, fcd_version());
 }
 
 static void fcd_api_metrics(const cJSON *body, struct fcd_response *resp)
@@ -507,7 +512,7 @@ static bool fcd_api_route(const char *method, const char *resource, const char *
 		fcd_api_get_instance(resp);
 	else if (!id && get && strcmp(resource, "version") == 0) {
 		cJSON *obj = cJSON_CreateObject();
-		cJSON_AddStringToObject(obj, "firecracker_version", FCD_VERSION);
+		cJSON_AddStringToObject(obj, "firecracker_version", fcd_version());
 		fcd_api_json(resp, obj);
 	} else if (!id && get && strcmp(resource, "machine-config") == 0)
 		fcd_api_get_machine_config(resp);

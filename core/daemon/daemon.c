@@ -32,6 +32,23 @@ static int daemon_vmm_kill(void *ctx, struct banger_vm *vm, int sig, struct bang
     return fc_kill(vm, sig, err);
 }
 
+/* Firecracker may be installed or upgraded after the daemon starts, so an
+ * unusable one is reported here and refused at each launch, not fatal. */
+static void daemon_check_firecracker(const struct bg_config *cfg)
+{
+    struct banger_error e = { 0 };
+    char *version = NULL;
+    if (fc_version_cached(cfg->firecracker_bin, &version, &e) == 0 &&
+        !fc_version_supported(version))
+        fc_version_too_old(version, &e);
+    if (e.code < 0)
+        bg_log(BANGER_LOG_ERROR, NULL, "%s; VMs will not start until this is fixed "
+               "(see `banger doctor`)", bg_error_text(&e));
+    else
+        bg_log(BANGER_LOG_INFO, NULL, "firecracker %s", version);
+    free(version);
+}
+
 static int daemon_dirs(const struct bg_config *cfg, struct banger_error *err)
 {
     int r = fs_ensure_private_dir(cfg->state_dir, 0700, err);
@@ -91,6 +108,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     if (r < 0)
         goto done;
 
+    daemon_check_firecracker(cfg);
     d.fc = (struct fc_driver){
         .firecracker_bin = cfg->firecracker_bin,
         .stop_grace_ms = cfg->stop_grace_ms,

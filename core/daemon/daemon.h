@@ -39,5 +39,7 @@ int bangerd_handle_image_ext(struct bangerd *d, struct rpc_call *call); /* metho
 /* `banger doctor` rows for the host, the daemon and every plugin. */
 struct banger_doctor;
 void bangerd_doctor(struct bangerd *d, struct banger_doctor *report);
+/* The architecture row for a uname(2) machine string ("x86_64" passes). */
+void bangerd_doctor_arch(struct banger_doctor *report, const char *machine);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 static void doctor_kvm(struct banger_doctor *r)
@@ -29,21 +30,37 @@ static void doctor_firecracker(struct bangerd *d, struct banger_doctor *r)
     char *path = runner_find_program(d->cfg->firecracker_bin, getenv("PATH"));
     if (!path) {
         bg_doctor_add(r, BANGER_DOCTOR_FAIL, "firecracker",
-                      "'%s' not found on PATH; install Firecracker 1.5 or later or set firecracker_bin",
-                      d->cfg->firecracker_bin);
+                      "'%s' not found on PATH; install Firecracker " FC_MIN_VERSION
+                      " or later or set firecracker_bin", d->cfg->firecracker_bin);
         return;
     }
     char *version = NULL;
     struct banger_error e = { 0 };
-    if (fc_version(path, &version, &e) < 0)
+    if (fc_version_cached(path, &version, &e) < 0)
         bg_doctor_add(r, BANGER_DOCTOR_FAIL, "firecracker", "%s: %s", path, bg_error_text(&e));
-    else if (!fc_version_supported(version))
-        bg_doctor_add(r, BANGER_DOCTOR_FAIL, "firecracker", "%s is v%s; banger needs v1.5 or later",
-                      path, version);
+    else if (!fc_version_supported(version) && fc_version_too_old(version, &e) < 0)
+        bg_doctor_add(r, BANGER_DOCTOR_FAIL, "firecracker", "%s: %s; install " FC_MIN_VERSION
+                      " or later", path, bg_error_text(&e));
     else
         bg_doctor_add(r, BANGER_DOCTOR_PASS, "firecracker", "%s v%s", path, version);
     free(version);
     free(path);
+}
+
+void bangerd_doctor_arch(struct banger_doctor *r, const char *machine)
+{
+    if (machine && strcmp(machine, "x86_64") == 0)
+        bg_doctor_add(r, BANGER_DOCTOR_PASS, "architecture", "x86_64");
+    else
+        bg_doctor_add(r, BANGER_DOCTOR_FAIL, "architecture",
+                      "%s host: banger runs x86_64 guests only: ELF vmlinux kernels and "
+                      "SendCtrlAltDel are x86-only in Firecracker", machine ? machine : "unknown");
+}
+
+static void doctor_arch(struct banger_doctor *r)
+{
+    struct utsname u;
+    bangerd_doctor_arch(r, uname(&u) == 0 ? u.machine : NULL);
 }
 
 static void doctor_dir(struct banger_doctor *r, const char *check, const char *path, mode_t want)
@@ -65,6 +82,7 @@ static void doctor_dir(struct banger_doctor *r, const char *check, const char *p
 
 void bangerd_doctor(struct bangerd *d, struct banger_doctor *r)
 {
+    doctor_arch(r);
     doctor_kvm(r);
     doctor_firecracker(d, r);
 

@@ -18,7 +18,10 @@
 #include "host/vm.h"
 #include "util/error.h"
 
-#define FC_MIN_VERSION "1.5.0"
+/* Firecracker describes virtio-mmio devices in ACPI only from v1.8.0, and
+ * Debian's guest kernel finds them only that way: older ones boot a guest
+ * without disks. */
+#define FC_MIN_VERSION "1.8.0"
 #define FC_DEFAULT_BIN "firecracker"
 #define FC_DEFAULT_STOP_GRACE_MS 10000
 #define FC_DEFAULT_API_WAIT_MS 5000
@@ -70,15 +73,31 @@ int fc_remove_sockets(struct banger_vm *vm, struct banger_error *err);
 int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_error *err);
 
 /* Wait until the API socket accepts connections; fails early with
- * "firecracker exited: <last log line>" when the process dies. */
+ * "firecracker exited: <console summary>" when the process dies. */
 int fc_wait_api(struct banger_vm *vm, int timeout_ms, struct banger_error *err);
 
-/* Last non-empty line of <state_dir>/firecracker.log in buf ("" when none). */
-void fc_log_last_line(const struct banger_vm *vm, char *buf, size_t len);
-
-/* 0 when the VM's Firecracker runs; -ESRCH with "firecracker exited: <last
- * log line>" when it does not. Updates vm->vmm_pid. */
+/* 0 when the VM's Firecracker runs; -ESRCH with "firecracker exited:
+ * <console summary>" when it does not. Updates vm->vmm_pid. */
 int fc_check_alive(struct banger_vm *vm, struct banger_error *err);
+
+/* ---- console (fc_console.c) -------------------------------------------- */
+
+/* Guest lines quoted before the meaningful one. */
+#define FC_CONSOLE_CONTEXT_LINES 5
+
+/* One line for an error message from a console text (guest serial output
+ * mixed with Firecracker's own log lines): the line that says why the guest
+ * did not come up -- a kernel panic, the initrd's "banger-initrd: ..."
+ * message, Firecracker's error -- else the last guest line (or "no output
+ * from the guest; firecracker: <its last line>"); then
+ * " (console before it: a | b | ...)" with the up to FC_CONSOLE_CONTEXT_LINES
+ * guest lines that precede it. Kernel timestamps and control characters are dropped, long
+ * lines cut. "" for a text without lines. */
+void fc_console_summarize(const char *text, size_t len, char *buf, size_t buf_len);
+
+/* The same for the end of the VM's <state_dir>/firecracker.log, from where
+ * this VMM's output began (vm->vmm_log_start) when it was spawned here. */
+void fc_console_summary(const struct banger_vm *vm, char *buf, size_t buf_len);
 
 /* ---- API (fc_api.c) ------------------------------------------------------ */
 
@@ -128,5 +147,18 @@ int fc_version(const char *bin, char **version, struct banger_error *err);
 int fc_version_compare(const char *a, const char *b);
 /* Is `version` at least FC_MIN_VERSION? */
 bool fc_version_supported(const char *version);
+
+/* fc_version, remembered per resolved binary path, inode, size and mtime,
+ * so a launch does not run `--version` each time; a replaced binary is
+ * asked again. The binary sees the daemon's environment, as the VMM does. */
+int fc_version_cached(const char *bin, char **version, struct banger_error *err);
+
+/* The version of `bin` is at least FC_MIN_VERSION and at least what the
+ * VM's image asks for (manifest.json beside its rootfs: "boot":
+ * {"min_firecracker": "X.Y.Z"}); otherwise -ENOTSUP and why. */
+int fc_check_version(const char *bin, const struct banger_vm *vm, struct banger_error *err);
+
+/* The refusal text for a binary older than FC_MIN_VERSION (doctor, start). */
+int fc_version_too_old(const char *version, struct banger_error *err);
 
 #endif

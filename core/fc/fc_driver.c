@@ -4,19 +4,27 @@
 #include "fc/fc.h"
 #include "host/host.h"
 #include "runner/runner.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+extern char **environ;
 
 /* SIGKILL -> exit: freeing a large guest can take seconds. */
 #define FC_KILL_WAIT_MS 30000
 #define FC_VERSION_TIMEOUT_MS 10000
+#define FC_MANIFEST_MAX (1024 * 1024)
 
 static long long fc_driver_now_ms(void)
 {
@@ -44,6 +52,9 @@ int fc_launch(const struct fc_driver *drv, struct banger_vm *vm, struct banger_e
     int timeout = fc_driver_api_timeout(drv);
     int r;
 
+    r = fc_check_version(drv->firecracker_bin, vm, err);
+    if (r < 0)
+        goto cleanup;
     r = fc_spawn(drv, vm, err);
     if (r < 0)
         goto cleanup;
@@ -211,6 +222,8 @@ int fc_version(const char *bin, char **version, struct banger_error *err)
         r = bg_fail(err, -ENOENT, "firecracker: binary '%s' not found or not executable", name);
         goto cleanup;
     }
+    /* The same environment the VMM itself gets. */
+    opts.envp = (const char *const *)environ;
     const char *argv[] = { path, "--version", NULL };
     r = runner_run(argv, &opts, &res, err);
     if (r < 0)
@@ -225,5 +238,124 @@ int fc_version(const char *bin, char **version, struct banger_error *err)
 cleanup:
     runner_result_clear(&res);
     free(path);
+    return r;
+}
+
+/* One remembered answer per binary; replacing the binary changes its inode,
+ * size or mtime, and then it is asked again. */
+struct fc_version_memo {
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char *version;
+};
+
+static pthread_mutex_t fc_version_memo_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fc_version_memo fc_version_memo;
+
+static bool fc_version_memo_matches(const char *path, const struct stat *st)
+{
+    const struct fc_version_memo *m = &fc_version_memo;
+    return m->path && strcmp(m->path, path) == 0 && m->dev == st->st_dev &&
+           m->ino == st->st_ino && m->size == st->st_size &&
+           m->mtime.tv_sec == st->st_mtim.tv_sec && m->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+int fc_version_cached(const char *bin, char **version, struct banger_error *err)
+{
+    const char *name = bin ? bin : FC_DEFAULT_BIN;
+    char *path = runner_find_program(name, NULL);
+    char *found = NULL;
+    struct stat st;
+    int r = 0;
+
+    if (!path || stat(path, &st) < 0) {
+        r = bg_fail(err, -ENOENT, "firecracker: binary '%s' not found or not executable", name);
+        goto cleanup;
+    }
+    pthread_mutex_lock(&fc_version_memo_lock);
+    if (fc_version_memo_matches(path, &st))
+        found = xstrdup(fc_version_memo.version);
+    pthread_mutex_unlock(&fc_version_memo_lock);
+    if (!found) {
+        r = fc_version(path, &found, err);
+        if (r < 0)
+            goto cleanup;
+        pthread_mutex_lock(&fc_version_memo_lock);
+        free(fc_version_memo.path);
+        free(fc_version_memo.version);
+        fc_version_memo = (struct fc_version_memo){
+            .path = xstrdup(path), .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+            .mtime = st.st_mtim, .version = xstrdup(found),
+        };
+        pthread_mutex_unlock(&fc_version_memo_lock);
+    }
+    *version = found;
+cleanup:
+    free(path);
+    return r;
+}
+
+int fc_version_too_old(const char *version, struct banger_error *err)
+{
+    return bg_fail(err, -ENOTSUP,
+                   "firecracker %s is older than " FC_MIN_VERSION ", the first release that "
+                   "describes virtio devices in ACPI, which the guest kernel needs to find its "
+                   "disks", version);
+}
+
+/* "boot": {"min_firecracker": ...} of the manifest beside the VM's rootfs;
+ * malloc'd, NULL when the image has none (registered images may lack a
+ * manifest). *acpi: the image says its kernel finds devices through ACPI. */
+static char *fc_image_min_version(const struct banger_vm *vm, bool *acpi)
+{
+    char *dir_copy = NULL, *path = NULL, *text = NULL, *min = NULL;
+    cJSON *manifest = NULL;
+    struct banger_error ignored = { 0 };
+
+    if (!vm->info.rootfs_path || !vm->info.rootfs_path[0])
+        goto cleanup;
+    dir_copy = xstrdup(vm->info.rootfs_path);
+    path = fs_join(dirname(dir_copy), "manifest.json");
+    if (fs_read_all(path, FC_MANIFEST_MAX, &text, NULL, &ignored) < 0)
+        goto cleanup;
+    manifest = cJSON_Parse(text);
+    const cJSON *boot = cJSON_GetObjectItemCaseSensitive(manifest, "boot");
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(boot, "min_firecracker");
+    const cJSON *discovery = cJSON_GetObjectItemCaseSensitive(boot, "device_discovery");
+    if (cJSON_IsString(want) && want->valuestring[0])
+        min = xstrdup(want->valuestring);
+    *acpi = cJSON_IsString(discovery) && strcmp(discovery->valuestring, "acpi") == 0;
+cleanup:
+    cJSON_Delete(manifest);
+    free(text);
+    free(path);
+    free(dir_copy);
+    return min;
+}
+
+int fc_check_version(const char *bin, const struct banger_vm *vm, struct banger_error *err)
+{
+    char *version = NULL, *image_min = NULL;
+    int r = fc_version_cached(bin, &version, err);
+    if (r < 0)
+        goto cleanup;
+    if (!fc_version_supported(version)) {
+        r = fc_version_too_old(version, err);
+        goto cleanup;
+    }
+    bool acpi = false;
+    image_min = vm ? fc_image_min_version(vm, &acpi) : NULL;
+    if (image_min && fc_version_compare(version, image_min) < 0)
+        r = bg_fail(err, -ENOTSUP,
+                    "firecracker %s is older than %s, which this VM's image asks for "
+                    "(manifest.json boot.min_firecracker)%s", version, image_min,
+                    acpi ? ": its kernel finds its disks through virtio devices described in "
+                           "ACPI" : "");
+cleanup:
+    free(image_min);
+    free(version);
     return r;
 }

@@ -283,6 +283,9 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
         r = bg_fail_errno(err, -errno, "firecracker: open %s", log_path);
         goto cleanup;
     }
+    struct stat log_st;
+    if (fstat(log_fd, &log_st) == 0)
+        vm->vmm_log_start = (long long)log_st.st_size;
     null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0) {
         r = bg_fail_errno(err, -errno, "firecracker: open /dev/null");
@@ -325,45 +328,12 @@ cleanup:
     return r;
 }
 
-void fc_log_last_line(const struct banger_vm *vm, char *buf, size_t len)
-{
-    char tail[4096];
-    char *path = NULL;
-    int fd = -1;
-
-    if (len == 0)
-        return;
-    buf[0] = '\0';
-    if (!vm->info.state_dir)
-        goto cleanup;
-    path = fs_join(vm->info.state_dir, FC_LOG_NAME);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto cleanup;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        goto cleanup;
-    off_t from = st.st_size > (off_t)sizeof(tail) - 1 ? st.st_size - (off_t)sizeof(tail) + 1 : 0;
-    ssize_t n = pread(fd, tail, sizeof(tail) - 1, from);
-    if (n <= 0)
-        goto cleanup;
-    tail[n] = '\0';
-    while (n > 0 && isspace((unsigned char)tail[n - 1]))
-        tail[--n] = '\0';
-    const char *nl = strrchr(tail, '\n');
-    snprintf(buf, len, "%s", nl ? nl + 1 : tail);
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    free(path);
-}
-
 static int fc_exited_error(struct banger_vm *vm, const char *when, struct banger_error *err)
 {
-    char line[512];
-    fc_log_last_line(vm, line, sizeof(line));
-    if (line[0])
-        return bg_fail(err, -ESRCH, "firecracker exited%s: %s", when, line);
+    char summary[BANGER_ERROR_MSG_MAX - 64];
+    fc_console_summary(vm, summary, sizeof(summary));
+    if (summary[0])
+        return bg_fail(err, -ESRCH, "firecracker exited%s: %s", when, summary);
     return bg_fail(err, -ESRCH, "firecracker exited%s (firecracker.log is empty)", when);
 }
 

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "config/config.h"
+#include "fc/fc.h"
 #include "host/host.h"
 #include "runner/runner.h"
 #include "util/log.h"
@@ -118,9 +119,15 @@ static int host_add_kernel_arg(struct banger_vm *vm, const char *arg, struct ban
 static int host_vmm_pid(struct banger_vm *vm)
 {
     int pid = vm->vmm_pid;
-    if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH)
+    /* A zombie nobody has reaped yet counts as gone, too. */
+    if (pid > 0 && fc_pid_exited(pid))
         return 0;
     return pid > 0 ? pid : 0;
+}
+
+static void host_vmm_console_summary(struct banger_vm *vm, char *buf, size_t len)
+{
+    fc_console_summary(vm, buf, len);
 }
 
 bool bg_fault_enabled(const char *point)
@@ -239,6 +246,7 @@ static const struct banger_host_api host_api = {
     .cfg_fail = bg_cfg_fail,
     .cfg_group = bg_cfg_group_current,
     .doctor_row = host_doctor_row,
+    .vmm_console_summary = host_vmm_console_summary,
 };
 
 const struct banger_host_api *bg_host_api(void) { return &host_api; }

@@ -1,1 +1,1 @@
-libbangercore_la_SOURCES += vmsvc/vmsvc.c vmsvc/vmsvc.h vmsvc/vmsvc_internal.h vmsvc/vmsvc_locks.c
+libbangercore_la_SOURCES += vmsvc/vmsvc.c vmsvc/vmsvc.h vmsvc/vmsvc_internal.h vmsvc/vmsvc_locks.c vmsvc/vmsvc_watch.c

@@ -53,6 +53,9 @@ int vmsvc_new(const struct bg_config *cfg, struct store *store, const struct bg_
     int r = fs_ensure_private_dir(svc->vms_state_dir, 0700, err);
     if (r == 0)
         r = fs_ensure_private_dir(svc->vms_runtime_dir, 0700, err);
+    /* Without a way to find a VMM there is nothing to watch. */
+    if (r == 0 && vmm->find)
+        r = vmsvc_watch_start(svc, err);
     if (r < 0) {
         vmsvc_free(svc);
         return r;
@@ -65,6 +68,7 @@ void vmsvc_free(struct vmsvc *svc)
 {
     if (!svc)
         return;
+    vmsvc_watch_stop(svc);
     vmsvc_locks_free(svc);
     pthread_mutex_destroy(&svc->locks_mutex);
     free(svc->vms_state_dir);
@@ -199,13 +203,13 @@ static int vmsvc_start_locked(struct vmsvc *svc, const struct vm_record *rec,
     } else {
         vmsvc_set_state(svc, rec->id, VM_STATE_RUNNING, NULL);
         bg_log(BANGER_LOG_INFO, rec->id, "VM '%s' running (pid %d)", rec->name, vm->vmm_pid);
+        vmsvc_watch_add(svc, rec->id, vm->vmm_pid);
     }
     bg_vm_free(vm);
     return r;
 }
 
-static int vmsvc_stop_locked(struct vmsvc *svc, const struct vm_record *rec,
-                             struct banger_error *err)
+int vmsvc_stop_locked(struct vmsvc *svc, const struct vm_record *rec, struct banger_error *err)
 {
     struct banger_vm *vm = NULL;
     int r = vmsvc_vm_object(svc, rec, &vm, err);
@@ -570,6 +574,10 @@ int vmsvc_reconcile(struct vmsvc *svc, struct banger_error *err)
     struct banger_error e = { 0 };
     if (engine_reconcile(svc->plugins, live, n_live, &e) < 0)
         bg_log(BANGER_LOG_WARNING, NULL, "reconcile: %s", bg_error_text(&e));
+    /* Watched only now, so the watcher never stops a VM that this reconcile
+     * still counts as live; one that died meanwhile is handled at once. */
+    for (size_t i = 0; i < n_live; i++)
+        vmsvc_watch_add(svc, live[i]->info.id, live[i]->vmm_pid);
     bg_log(BANGER_LOG_INFO, NULL, "reconcile: %u VM(s) adopted, %u cleaned up", adopted, cleaned);
     for (size_t i = 0; i < n_live; i++)
         bg_vm_free(live[i]);

@@ -267,6 +267,15 @@ struct banger_host_api {
     /* Add a row to `banger doctor`'s report. */
     void (*doctor_row)(struct banger_doctor *report, enum banger_doctor_status status,
                        const char *check, const char *fmt, ...) BANGER_PRINTF(4, 5);
+
+    /* Appended after ABI 1.0; check BANGER_HAS_FIELD before calling.
+     * Why the guest did not come up, from the VM's console (the VMM's
+     * output, guest serial and VMM log mixed), as one line for an error
+     * message: the meaningful line (a kernel panic, the initrd's
+     * "banger-initrd: ..." message, the VMM's own error), then
+     * " (console before it: a | b | ...)". Always NUL-terminates buf; ""
+     * when the VMM printed nothing. */
+    void (*vmm_console_summary)(struct banger_vm *vm, char *buf, size_t len);
 };
 
 /* ---- the module descriptor ---------------------------------------------- */

@@ -182,6 +182,24 @@ static int vsock_before_launch(struct vsock_state *st, struct banger_vm *vm,
     return st->host->set_vsock(vm, info->cid, uds, err);
 }
 
+/* A guest that never answers usually says why on its console: quote it
+ * (the socket-level reason alone, "connection closed after CONNECT", says
+ * nothing about the guest). */
+static int vsock_wait_failed(struct vsock_state *st, struct banger_vm *vm, int r,
+                             const char *why, struct banger_error *err)
+{
+    char console[640] = "";
+
+    if (BANGER_HAS_FIELD(struct banger_host_api, st->host, vmm_console_summary))
+        st->host->vmm_console_summary(vm, console, sizeof(console));
+    if (r == -ESRCH && console[0])
+        return st->host->fail(err, r, "firecracker exited while waiting for the guest agent: %s",
+                              console);
+    if (console[0] && r != -EPROTO && r != -ENAMETOOLONG && r != -ENOMEM)
+        return st->host->fail(err, r, "%s; guest console: %s", why, console);
+    return st->host->fail(err, r, "%s", why);
+}
+
 static int vsock_after_boot(struct vsock_state *st, struct banger_vm *vm,
                             struct banger_error *err)
 {
@@ -206,7 +224,7 @@ static int vsock_after_boot(struct vsock_state *st, struct banger_vm *vm,
     start = vsock_now_ms();
     r = vsock_wait_ready(&opts, &health, why, sizeof(why));
     if (r < 0)
-        return st->host->fail(err, r, "%s", why);
+        return vsock_wait_failed(st, vm, r, why, err);
     st->host->log(BANGER_LOG_INFO, vm,
                   "guest agent %s answered after %lld ms (%d attempts), boot id %s",
                   health.version, vsock_now_ms() - start, health.attempts, health.boot_id);

@@ -164,6 +164,8 @@ static void teardown(void)
     free(agent_sock);
     agent_sock = NULL;
     unsetenv("FC_DOUBLE_VSOCK_MAP");
+    unsetenv("FC_DOUBLE_EXIT_AFTER_MS");
+    unsetenv("FC_DOUBLE_CONSOLE_FILE");
 }
 
 static char *vm_id(const char *name)
@@ -247,6 +249,46 @@ static int tcp_listener(int *port)
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     *port = ntohs(sa.sin_port);
     return fd;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* The state vm.show reports, polled until it is `want` or 10 s passed (the
+ * record is written just after the stop steps that remove the files). */
+static bool state_becomes(const char *name, const char *want)
+{
+    char params[128];
+    snprintf(params, sizeof(params), "{\"vm\":\"%s\"}", name);
+    long long deadline = now_ms() + 10000;
+    for (;;) {
+        cJSON *r = ok(e2e_rpc(&t, "vm.show", params), "show");
+        bool same = strcmp(str(e2e_result(r), "state"), want) == 0;
+        cJSON_Delete(r);
+        if (same)
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        sleep_ms(10);
+    }
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -501,6 +543,162 @@ START_TEST(without_vsock_capability_there_is_no_channel)
 }
 END_TEST
 
+START_TEST(vmm_exiting_on_its_own_is_stopped_without_a_request)
+{
+    /* The guest reboots 1.5 s after InstanceStart: Firecracker exits 0. */
+    ck_assert_int_eq(setenv("FC_DOUBLE_EXIT_AFTER_MS", "1500", 1), 0);
+    start_tree(true, FAST_READY);
+    start_agent(0);
+    wait_agent_up();
+    cJSON *r = ok(e2e_rpc(&t, "vm.create", "{\"name\":\"web\"}"), "create");
+    ck_assert_str_eq(str(e2e_result(r), "state"), "running");
+    cJSON_Delete(r);
+    char *id = vm_id("web");
+    char *handles = NULL;
+    ck_assert_int_ge(asprintf(&handles, "%s/vms/%s/handles.json", t.state_dir, id), 0);
+    ck_assert(file_exists(handles));
+    ck_assert_int_gt(vsock_files(id), 0);
+
+    /* No request from here on: only the files and the processes are watched. */
+    long long deadline = now_ms() + 20000, exited_at = 0, stopped_at = 0;
+    while (now_ms() < deadline && !stopped_at) {
+        if (!exited_at && e2e_live_vmms(&t) == 0)
+            exited_at = now_ms();
+        if (exited_at && !file_exists(handles) && vsock_files(id) == 0)
+            stopped_at = now_ms();
+        else
+            sleep_ms(1);
+    }
+    ck_assert_msg(stopped_at, "the VM was not stopped within 20 s of its VMM exiting");
+    /* Informative only (polling granularity ~1 ms plus a /proc scan). */
+    fprintf(stderr, "e2e: VM stopped %lld ms after its VMM left /proc\n",
+            stopped_at - exited_at);
+
+    ck_assert(state_becomes("web", "stopped"));
+    r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e2e_result(r), "pid")));
+    cJSON_Delete(r);
+    char *log = read_text(t.log);
+    ck_assert_msg(strstr(log, "exited on its own") != NULL, "no watcher line in the log");
+    free(log);
+    char *api = NULL;
+    ck_assert_int_ge(asprintf(&api, "%s/vms/%s/api.sock", t.runtime_dir, id), 0);
+    ck_assert(!file_exists(api));
+    free(api);
+
+    /* An explicit stop of a VM whose VMM is gone is a harmless no-op, and a
+     * stop racing the watcher leaves it stopped, not in error. */
+    unsetenv("FC_DOUBLE_EXIT_AFTER_MS");
+    r = ok(e2e_rpc(&t, "vm.stop", "{\"vm\":\"web\"}"), "stop");
+    ck_assert_str_eq(str(e2e_result(r), "state"), "stopped");
+    cJSON_Delete(r);
+    free(handles);
+    free(id);
+}
+END_TEST
+
+START_TEST(stop_and_delete_are_not_disturbed_by_the_watcher)
+{
+    start_tree(true, FAST_READY);
+    start_agent(0);
+    wait_agent_up();
+    for (int i = 0; i < 3; i++) {
+        cJSON_Delete(ok(e2e_rpc(&t, "vm.create", "{\"name\":\"web\"}"), "create"));
+        /* The VMM exits because of this stop: the watcher sees the exit
+         * while stop holds the VM and must leave the result alone. */
+        cJSON *r = ok(e2e_rpc(&t, "vm.stop", "{\"vm\":\"web\"}"), "stop");
+        ck_assert_str_eq(str(e2e_result(r), "state"), "stopped");
+        cJSON_Delete(r);
+        r = ok(e2e_rpc(&t, "vm.start", "{\"vm\":\"web\"}"), "start");
+        ck_assert_str_eq(str(e2e_result(r), "state"), "running");
+        cJSON_Delete(r);
+        r = ok(e2e_rpc(&t, "vm.restart", "{\"vm\":\"web\"}"), "restart");
+        ck_assert_str_eq(str(e2e_result(r), "state"), "running");
+        cJSON_Delete(r);
+        sleep_ms(200); /* room for a wrong stop by the watcher to show */
+        r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show");
+        ck_assert_str_eq(str(e2e_result(r), "state"), "running");
+        cJSON_Delete(r);
+        ck_assert_int_eq(e2e_live_vmms(&t), 1);
+        cJSON_Delete(ok(e2e_rpc(&t, "vm.delete", "{\"vm\":\"web\"}"), "delete"));
+        ck_assert_int_eq(e2e_live_vmms(&t), 0);
+    }
+}
+END_TEST
+
+START_TEST(adopted_vm_is_watched_after_a_daemon_restart)
+{
+    /* Long enough for a restart under the sanitizers on a busy machine. */
+    ck_assert_int_eq(setenv("FC_DOUBLE_EXIT_AFTER_MS", "6000", 1), 0);
+    start_tree(true, FAST_READY);
+    start_agent(0);
+    wait_agent_up();
+    cJSON_Delete(ok(e2e_rpc(&t, "vm.create", "{\"name\":\"web\"}"), "create"));
+    e2e_stop_daemon(&t, SIGTERM);
+    e2e_start_daemon(&t);
+    cJSON *r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show");
+    ck_assert_str_eq(str(e2e_result(r), "state"), "running");
+    char *id = strdup(str(e2e_result(r), "id"));
+    cJSON_Delete(r);
+    long long deadline = now_ms() + 20000;
+    while (now_ms() < deadline && vsock_files(id) > 0)
+        sleep_ms(20);
+    ck_assert_int_eq(vsock_files(id), 0);
+    ck_assert(state_becomes("web", "stopped"));
+    char *log = read_text(t.log);
+    ck_assert_msg(strstr(log, "adopted running VM 'web'") && strstr(log, "exited on its own"),
+                  "not adopted and then stopped by the watcher");
+    free(log);
+    free(id);
+}
+END_TEST
+
+START_TEST(guest_panic_is_quoted_when_the_vmm_exits_during_the_agent_wait)
+{
+    char *console = NULL;
+    start_tree(true, FAST_READY);
+    ck_assert_int_ge(asprintf(&console, "%s/console.txt", t.dir), 0);
+    write_text(console,
+               "[    0.612345] VFS: Cannot open root device \"vda\" or unknown-block(0,0): "
+               "error -6\r\n"
+               "[    0.613000] Please append a correct \"root=\" boot option; here are the "
+               "available partitions:\r\n"
+               "[    0.615000] Kernel panic - not syncing: VFS: Unable to mount root fs on "
+               "unknown-block(0,0)\r\n"
+               "[    0.620000] Rebooting in 1 seconds..\r\n");
+    /* The daemon's environment reaches the VMMs it starts. */
+    e2e_stop_daemon(&t, SIGTERM);
+    ck_assert_int_eq(setenv("FC_DOUBLE_CONSOLE_FILE", console, 1), 0);
+    ck_assert_int_eq(setenv("FC_DOUBLE_EXIT_AFTER_MS", "300", 1), 0);
+    e2e_start_daemon(&t);
+    /* No agent: the guest panics and Firecracker exits 0 during the wait. */
+    expect_error(e2e_rpc(&t, "vm.create", "{\"name\":\"web\"}"), "failed",
+                 "firecracker exited while waiting for the guest agent: Kernel panic - not "
+                 "syncing: VFS: Unable to mount root fs on unknown-block(0,0) (console before "
+                 "it: VFS: Cannot open root device \"vda\" or unknown-block(0,0): error -6 | "
+                 "Please append a correct \"root=\" boot option; here are the available "
+                 "partitions:)");
+    cJSON *r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show");
+    ck_assert_str_eq(str(e2e_result(r), "state"), "error");
+    ck_assert_ptr_nonnull(strstr(str(e2e_result(r), "last_error"), "Kernel panic"));
+    cJSON_Delete(r);
+    ck_assert_int_eq(e2e_live_vmms(&t), 0);
+
+    /* A guest that panics but whose VMM stays up (panic=-1): the timeout
+     * quotes the console too. */
+    e2e_stop_daemon(&t, SIGTERM);
+    unsetenv("FC_DOUBLE_EXIT_AFTER_MS");
+    e2e_start_daemon(&t);
+    expect_error(e2e_rpc(&t, "vm.start", "{\"vm\":\"web\"}"), "failed",
+                 "agent never answered");
+    r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show");
+    ck_assert_ptr_nonnull(strstr(str(e2e_result(r), "last_error"),
+                                 "; guest console: Kernel panic - not syncing: VFS: Unable"));
+    cJSON_Delete(r);
+    free(console);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e-agent");
@@ -513,6 +711,10 @@ int main(void)
     tcase_add_test(tc, cli_health_and_ports_show_real_data);
     tcase_add_test(tc, precise_errors);
     tcase_add_test(tc, without_vsock_capability_there_is_no_channel);
+    tcase_add_test(tc, vmm_exiting_on_its_own_is_stopped_without_a_request);
+    tcase_add_test(tc, stop_and_delete_are_not_disturbed_by_the_watcher);
+    tcase_add_test(tc, adopted_vm_is_watched_after_a_daemon_restart);
+    tcase_add_test(tc, guest_panic_is_quoted_when_the_vmm_exits_during_the_agent_wait);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     /* A failed test skips its teardown; this kills what it left, agents

@@ -17,7 +17,11 @@
 
 static struct e2e t;
 
-static void teardown(void) { e2e_teardown(&t); }
+static void teardown(void)
+{
+    e2e_teardown(&t);
+    unsetenv("FC_DOUBLE_VERSION");
+}
 
 /* Run the CLI; assert its exit status; return stdout (caller frees). */
 static char *cli(int want_status, const char *const *argv, char **err_out)
@@ -281,6 +285,78 @@ START_TEST(dead_vmm_is_noticed_at_restart)
 }
 END_TEST
 
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+#define TOO_OLD "firecracker 1.7.0 is older than 1.8.0, the first release that describes " \
+                "virtio devices in ACPI, which the guest kernel needs to find its disks"
+
+START_TEST(too_old_firecracker_is_reported_at_start_and_refused_at_launch)
+{
+    /* The daemon hands its environment to the double, --version included. */
+    setenv("FC_DOUBLE_VERSION", "1.7.0", 1);
+    start_with_image(NULL, NULL);
+    /* Serving anyway: Firecracker may be upgraded while the daemon runs. */
+    char *log = read_file(t.log);
+    contains(log, TOO_OLD);
+    free(log);
+    char *err = NULL;
+    char *out = cli(1, (const char *const[]){ "doctor", NULL }, NULL);
+    contains(out, "FAIL");
+    contains(out, TOO_OLD);
+    free(out);
+    free(cli(1, (const char *const[]){ "vm", "create", "--name", "web", NULL }, &err));
+    contains(err, TOO_OLD);
+    free(err);
+    ck_assert_int_eq(e2e_live_vmms(&t), 0);
+}
+END_TEST
+
+START_TEST(image_asking_for_a_newer_firecracker_is_refused)
+{
+    start_with_image(NULL, NULL);
+    cJSON *r = e2e_rpc(&t, "image.show", "{\"image\":\"default\"}");
+    ck_assert_msg(r && e2e_result(r), "image.show: %s", r ? e2e_error_message(r) : "no reply");
+    const cJSON *rootfs = cJSON_GetObjectItem(e2e_result(r), "rootfs");
+    ck_assert(cJSON_IsString(rootfs));
+    char *manifest = NULL;
+    const char *slash = strrchr(rootfs->valuestring, '/');
+    ck_assert_int_ge(asprintf(&manifest, "%.*s/manifest.json", (int)(slash - rootfs->valuestring),
+                              rootfs->valuestring), 0);
+    cJSON_Delete(r);
+    /* The registered image's manifest, as build-default writes it for a
+     * later Firecracker than the double's 1.16.1. */
+    char *text = read_file(manifest);
+    cJSON *m = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(m);
+    cJSON *boot = cJSON_AddObjectToObject(m, "boot");
+    cJSON_AddStringToObject(boot, "device_discovery", "acpi");
+    cJSON_AddStringToObject(boot, "min_firecracker", "1.17.0");
+    char *out_text = cJSON_Print(m);
+    FILE *f = fopen(manifest, "we");
+    ck_assert_ptr_nonnull(f);
+    fputs(out_text, f);
+    fclose(f);
+    char *err = NULL;
+    free(cli(1, (const char *const[]){ "vm", "create", "--name", "web", NULL }, &err));
+    contains(err, "firecracker 1.16.1 is older than 1.17.0, which this VM's image asks for");
+    free(err);
+    ck_assert_int_eq(e2e_live_vmms(&t), 0);
+    cJSON_free(out_text);
+    cJSON_Delete(m);
+    free(text);
+    free(manifest);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e-cli");
@@ -294,6 +370,8 @@ int main(void)
     tcase_add_test(tc, kill_9_of_bangerd_mid_create_then_restart_is_consistent);
     tcase_add_test(tc, vms_survive_a_daemon_restart);
     tcase_add_test(tc, dead_vmm_is_noticed_at_restart);
+    tcase_add_test(tc, too_old_firecracker_is_reported_at_start_and_refused_at_launch);
+    tcase_add_test(tc, image_asking_for_a_newer_firecracker_is_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     e2e_run_begin();

@@ -632,12 +632,147 @@ START_TEST(test_version)
     ck_assert(fc_version_supported(v));
     free(v);
     ck_assert(!fc_version_supported("1.4.9"));
-    ck_assert(fc_version_supported("1.5.0"));
+    ck_assert(!fc_version_supported("1.7.9"));
+    ck_assert(fc_version_supported("1.8.0"));
     ck_assert_int_gt(fc_version_compare("1.10.0", "1.9.9"), 0);
     ck_assert_int_lt(fc_version_compare("garbage", "1.0.0"), 0);
     ck_assert_int_eq(fc_version_compare("2.0.1", "2.0.1"), 0);
     ck_assert_int_eq(fc_version("/nonexistent/firecracker", &v, &e), -ENOENT);
     ck_assert_ptr_nonnull(strstr(bg_error_text(&e), "/nonexistent/firecracker"));
+}
+END_TEST
+
+static void t_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_too_old_firecracker_is_refused_before_spawning)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    setenv("FC_DOUBLE_VERSION", "1.7.0", 1);
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -ENOTSUP);
+    ck_assert_str_eq(bg_error_text(&e),
+                     "firecracker 1.7.0 is older than 1.8.0, the first release that describes "
+                     "virtio devices in ACPI, which the guest kernel needs to find its disks");
+    /* Nothing ran: no process, no handle, no request. */
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_PID));
+    ck_assert(!t_exists(t_record));
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_image_manifest_asks_for_a_newer_firecracker)
+{
+    char rootfs[160], manifest[160];
+    snprintf(rootfs, sizeof(rootfs), "%s/rootfs.ext4", t_state);
+    snprintf(manifest, sizeof(manifest), "%s/manifest.json", t_state);
+    struct banger_vm_info info = {
+        .struct_size = sizeof(info), .vcpu = 1, .id = T_ID, .name = "web", .cid = 3,
+        .memory_mib = 128, .state_dir = t_state, .runtime_dir = t_run, .rootfs_path = rootfs,
+        .kernel_path = "/images/vmlinux",
+    };
+    struct banger_vm *vm = NULL;
+    struct banger_error e = { 0 };
+    struct fc_driver drv = t_driver();
+    ck_assert_int_eq(bg_vm_new(&info, &vm, &e), 0);
+
+    /* The double is 1.16.1; an image built for a later release is refused. */
+    t_write(manifest, "{\"name\":\"default\",\"boot\":{\"device_discovery\":\"acpi\","
+                      "\"min_firecracker\":\"1.17.0\"}}");
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -ENOTSUP);
+    ck_assert_str_eq(bg_error_text(&e),
+                     "firecracker 1.16.1 is older than 1.17.0, which this VM's image asks for "
+                     "(manifest.json boot.min_firecracker): its kernel finds its disks through "
+                     "virtio devices described in ACPI");
+    ck_assert_int_eq(t_pid_of_vm(), 0);
+
+    /* What build-default writes is satisfied by 1.16.1. */
+    t_write(manifest, "{\"boot\":{\"device_discovery\":\"acpi\",\"min_firecracker\":"
+                      "\"1.8.0\"}}");
+    t_launch(&drv, vm);
+    t_kill(vm);
+    bg_vm_free(vm);
+}
+END_TEST
+
+START_TEST(test_version_is_cached_until_the_binary_changes)
+{
+    char copy[160];
+    struct banger_error e = { 0 };
+    char *v = NULL;
+    snprintf(copy, sizeof(copy), "%s/firecracker", t_state);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execlp("cp", "cp", FC_DOUBLE, copy, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    setenv("FC_DOUBLE_VERSION", "1.9.0", 1);
+    ck_assert_int_eq(fc_version_cached(copy, &v, &e), 0);
+    ck_assert_str_eq(v, "1.9.0");
+    free(v);
+    /* Not asked again: the answer is remembered. */
+    setenv("FC_DOUBLE_VERSION", "1.10.0", 1);
+    ck_assert_int_eq(fc_version_cached(copy, &v, &e), 0);
+    ck_assert_str_eq(v, "1.9.0");
+    free(v);
+    /* An upgraded binary (new mtime) is asked again. */
+    struct timespec times[2] = { { 0, UTIME_NOW }, { 12345, 0 } };
+    ck_assert_int_eq(utimensat(AT_FDCWD, copy, times, 0), 0);
+    ck_assert_int_eq(fc_version_cached(copy, &v, &e), 0);
+    ck_assert_str_eq(v, "1.10.0");
+    free(v);
+}
+END_TEST
+
+START_TEST(test_guest_panic_is_quoted_when_the_vmm_exits)
+{
+    char console[160];
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    snprintf(console, sizeof(console), "%s/console.txt", t_state);
+    t_write(console, "[    0.612345] VFS: Cannot open root device \"vda\" or unknown-block(0,0): "
+                     "error -6\r\n"
+                     "[    0.615000] Kernel panic - not syncing: VFS: Unable to mount root fs on "
+                     "unknown-block(0,0)\r\n"
+                     "[    0.620000] Rebooting in 1 seconds..\r\n");
+    setenv("FC_DOUBLE_CONSOLE_FILE", console, 1);
+    setenv("FC_DOUBLE_EXIT_AFTER_MS", "0", 1);
+    t_launch(&drv, vm);
+    ck_assert(t_wait_gone());
+    ck_assert_int_eq(fc_check_alive(vm, &e), -ESRCH);
+    ck_assert_str_eq(bg_error_text(&e),
+                     "firecracker exited: Kernel panic - not syncing: VFS: Unable to mount root "
+                     "fs on unknown-block(0,0) (console before it: VFS: Cannot open root device "
+                     "\"vda\" or unknown-block(0,0): error -6)");
+    ck_assert_int_eq(fc_stop(&drv, vm, 1000, &e), 0);
+
+    /* The next boot appends to the same log; a crashing VMM (exit 1) whose
+     * initrd found no disk is explained by this boot's lines only. */
+    t_write(console, "banger-initrd: waiting for /dev/vda\nbanger-initrd: no root device "
+                     "/dev/vda\n");
+    unsetenv("FC_DOUBLE_EXIT_AFTER_MS");
+    setenv("FC_DOUBLE_EXIT_ON_START", "1", 1);
+    t_launch(&drv, vm);
+    ck_assert(t_wait_gone());
+    ck_assert_int_eq(fc_check_alive(vm, &e), -ESRCH);
+    ck_assert_str_eq(bg_error_text(&e),
+                     "firecracker exited: banger-initrd: no root device /dev/vda (console "
+                     "before it: banger-initrd: waiting for /dev/vda)");
+    ck_assert_int_eq(fc_stop(&drv, vm, 1000, &e), 0);
+    bg_vm_free(vm);
 }
 END_TEST
 
@@ -722,6 +857,10 @@ int main(void)
     tcase_add_test(tc, test_check_alive_while_running);
     tcase_add_test(tc, test_vmm_process_hygiene);
     tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_too_old_firecracker_is_refused_before_spawning);
+    tcase_add_test(tc, test_image_manifest_asks_for_a_newer_firecracker);
+    tcase_add_test(tc, test_version_is_cached_until_the_binary_changes);
+    tcase_add_test(tc, test_guest_panic_is_quoted_when_the_vmm_exits);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);

@@ -21,19 +21,29 @@
  *   FC_DOUBLE_CHECK_PATHS=1        open kernel, initrd and drive files at PUT time
  *   FC_DOUBLE_VSOCK_MAP="10789=/path/agent.sock,22=/path/x"
  *                                  guest vsock port -> Unix socket playing the guest side
+ *   FC_DOUBLE_VERSION=X.Y.Z        the version --version and the API report (1.16.1)
+ *   FC_DOUBLE_CONSOLE_FILE=FILE    copy FILE to stdout (the "serial console") once the
+ *                                  VM runs; with FC_DOUBLE_EXIT_ON_START, the exit follows it
+ *   FC_DOUBLE_EXIT_AFTER_MS=N      N ms (at least 100) after InstanceStart, log
+ *                                  Firecracker's exit lines and exit 0, as on a guest reboot
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fcd.h"
+
+/* The earliest exit after InstanceStart (FC_DOUBLE_EXIT_AFTER_MS). */
+#define FCD_EXIT_AFTER_MIN_MS 100
 
 struct fcd_knobs fcd_knobs;
 
@@ -42,7 +52,7 @@ static void fcd_usage(FILE *out)
 	fprintf(out, "usage: fc-double --api-sock PATH [--id ID] [--ignore-ctrl-alt-del]\n"
 		     "       fc-double --version\n"
 		     "A test double of firecracker v%s; see tests/fcdouble/README.md.\n",
-		FCD_VERSION);
+		fcd_version());
 }
 
 static bool fcd_double_switch(const char *arg)
@@ -53,9 +63,9 @@ static bool fcd_double_switch(const char *arg)
 	return true;
 }
 
-static const struct fcd_args_program fcd_double_program = {
+/* version_line is set in main, from FC_DOUBLE_VERSION. */
+static struct fcd_args_program fcd_double_program = {
 	.name = "fc-double",
-	.version_line = "Firecracker v" FCD_VERSION,
 	.usage = fcd_usage,
 	.own_switch = fcd_double_switch,
 };
@@ -110,19 +120,98 @@ static const struct fcd_hooks fcd_double_hooks = {
 	.vsock_connect = fcd_double_vsock_connect,
 };
 
+/* One line in Firecracker's log format on stdout:
+ * "2026-02-23T21:05:34.876998360 [id:thread] message". */
+static void fcd_vmm_log_line(const char *thread, const char *message)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32], line[512];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	int n = snprintf(line, sizeof(line), "%s.%09ld [%s:%s] %s\n", when, ts.tv_nsec, fcd_cfg.id,
+			 thread, message);
+	if (n > 0)
+		(void)fcd_write_all(STDOUT_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n
+										 : sizeof(line) - 1);
+}
+
+static void fcd_copy_console(const char *path)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fcd_log("FC_DOUBLE_CONSOLE_FILE: cannot open '%s': %s", path, strerror(errno));
+		return;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		(void)fcd_write_all(STDOUT_FILENO, buf, (size_t)n);
+	close(fd);
+}
+
+/* Plays the guest after InstanceStart: its console output, then its reset. */
+static void *fcd_guest_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&fcd_vm.lock);
+	while (fcd_vm.state == FCD_NOT_STARTED)
+		pthread_cond_wait(&fcd_vm.state_changed, &fcd_vm.lock);
+	pthread_mutex_unlock(&fcd_vm.lock);
+	if (fcd_knobs.console_file)
+		fcd_copy_console(fcd_knobs.console_file);
+	if (fcd_knobs.exit_after_ms < 0)
+		return NULL;
+	/* This thread wakes when InstanceStart changes the state, before its
+	 * 204 is written: leave the reply time to go out, as a real guest's
+	 * reset (panic=1 waits a second) always does. */
+	fcd_sleep_ms(fcd_knobs.exit_after_ms > FCD_EXIT_AFTER_MIN_MS ? fcd_knobs.exit_after_ms
+								      : FCD_EXIT_AFTER_MIN_MS);
+	if (fcd_knobs.exit_after_code == 0) {
+		/* What Firecracker logs when the guest resets through the i8042. */
+		fcd_vmm_log_line("fc_vcpu 0", "Received KVM_EXIT_SHUTDOWN signal");
+		fcd_vmm_log_line("main", "Vmm is stopping.");
+		fcd_vmm_log_line("main", "Firecracker exiting successfully. exit_code=0");
+	} else {
+		fcd_vmm_log_line("main", "Firecracker exiting with error. exit_code=1");
+	}
+	_exit(fcd_knobs.exit_after_code);
+}
+
 int main(int argc, char **argv)
 {
 	char msg[FCD_MSG_MAX];
 	int listen_fd;
 	int r;
 
+	static char version_line[64];
+
 	fcd_hooks = &fcd_double_hooks;
+	fcd_cfg.version = fcd_env_version();
+	if (!fcd_cfg.version) {
+		fprintf(stderr, "fc-double: FC_DOUBLE_VERSION='%s' is not X.Y.Z\n",
+			getenv("FC_DOUBLE_VERSION"));
+		return FCD_EXIT_GENERIC;
+	}
+	snprintf(version_line, sizeof(version_line), "Firecracker v%s", fcd_cfg.version);
+	fcd_double_program.version_line = version_line;
 	if (fcd_args_parse(argc, argv, &fcd_double_program) < 0)
 		return FCD_EXIT_ARG_PARSING;
 	r = fcd_env_load(&fcd_cfg, &fcd_knobs, msg, sizeof(msg));
 	if (r < 0) {
 		fcd_log("%s", r == -ENOMEM ? "out of memory" : msg);
 		return FCD_EXIT_GENERIC;
+	}
+	if (fcd_knobs.console_file || fcd_knobs.exit_after_ms >= 0) {
+		pthread_t guest;
+		if (pthread_create(&guest, NULL, fcd_guest_thread, NULL) != 0) {
+			fcd_log("cannot start the guest thread");
+			return FCD_EXIT_GENERIC;
+		}
+		pthread_detach(guest);
 	}
 	/* Firecracker only counts SIGPIPE; writes to gone peers must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
@@ -133,8 +222,10 @@ int main(int argc, char **argv)
 			"(%s)", fcd_cfg.api_sock, strerror(-listen_fd));
 		return FCD_EXIT_GENERIC;
 	}
-	fcd_log("Running Firecracker v%s (test double), API at %s", FCD_VERSION,
-		fcd_cfg.api_sock);
+	/* Firecracker's first log line, in its format, on stdout. */
+	char hello[128];
+	snprintf(hello, sizeof(hello), "Running Firecracker v%s", fcd_version());
+	fcd_vmm_log_line("main", hello);
 	r = fcd_http_serve(listen_fd);
 	fcd_log("API server stopped: %s", strerror(-r));
 	return FCD_EXIT_GENERIC;

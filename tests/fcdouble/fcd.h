@@ -30,11 +30,18 @@ struct fcd_knobs {
 	size_t n_fail_rules;
 	struct fcd_vsock_route *vsock_routes;
 	size_t n_vsock_routes;
+	const char *console_file; /* FC_DOUBLE_CONSOLE_FILE: "guest" output at InstanceStart */
+	long exit_after_ms;       /* FC_DOUBLE_EXIT_AFTER_MS; -1: never */
+	int exit_after_code;      /* 0 (guest reset), 1 with FC_DOUBLE_EXIT_ON_START */
 };
 
 extern struct fcd_knobs fcd_knobs;
 
-/* fcd_env.c: fills fcd_knobs and the shared settings (record file, path checks). */
+/* fcd_env.c */
+/* FC_DOUBLE_VERSION ("X.Y.Z") or the default; NULL when malformed. Read
+ * before the command line, which may ask for --version. */
+const char *fcd_env_version(void);
+/* Fills fcd_knobs and the shared settings (record file, path checks). */
 int fcd_env_load(struct fcd_config *cfg, struct fcd_knobs *knobs, char *msg, size_t msg_len);
 bool fcd_env_should_fail(const struct fcd_knobs *knobs, const char *method, const char *path,
 			 const cJSON *body);

@@ -149,6 +149,44 @@ cleanup:
 	return r;
 }
 
+const char *fcd_env_version(void)
+{
+	const char *v = getenv("FC_DOUBLE_VERSION");
+	unsigned a, b, c;
+	int used = 0;
+
+	if (!v || !*v)
+		return FCD_VERSION;
+	if (sscanf(v, "%u.%u.%u%n", &a, &b, &c, &used) != 3 || v[used] != '\0')
+		return NULL;
+	return v;
+}
+
+/* FC_DOUBLE_CONSOLE_FILE and FC_DOUBLE_EXIT_AFTER_MS: a guest that prints
+ * and then resets (or, with FC_DOUBLE_EXIT_ON_START, a VMM that dies). */
+static int fcd_env_guest_exit(struct fcd_knobs *knobs, char *msg, size_t msg_len)
+{
+	const char *console = getenv("FC_DOUBLE_CONSOLE_FILE");
+	const char *after = getenv("FC_DOUBLE_EXIT_AFTER_MS");
+	int r;
+
+	knobs->exit_after_ms = -1;
+	knobs->exit_after_code = 0;
+	knobs->console_file = console && *console ? console : NULL;
+	if (after && *after) {
+		r = fcd_env_ms("FC_DOUBLE_EXIT_AFTER_MS", &knobs->exit_after_ms, msg, msg_len);
+		if (r < 0)
+			return r;
+	}
+	/* The console comes out before the crash, so the crash moves here. */
+	if (knobs->console_file && knobs->exit_on_start) {
+		knobs->exit_on_start = false;
+		knobs->exit_after_ms = 0;
+		knobs->exit_after_code = 1;
+	}
+	return 0;
+}
+
 int fcd_env_load(struct fcd_config *cfg, struct fcd_knobs *knobs, char *msg, size_t msg_len)
 {
 	const char *record = getenv("FC_DOUBLE_RECORD");
@@ -169,6 +207,9 @@ int fcd_env_load(struct fcd_config *cfg, struct fcd_knobs *knobs, char *msg, siz
 	knobs->exit_on_start = v && *v && strcmp(v, "0") != 0;
 	v = getenv("FC_DOUBLE_CHECK_PATHS");
 	cfg->check_paths = v && *v && strcmp(v, "0") != 0;
+	r = fcd_env_guest_exit(knobs, msg, msg_len);
+	if (r < 0)
+		return r;
 	r = fcd_env_fail_rules(knobs, msg, msg_len);
 	if (r < 0)
 		return r;
