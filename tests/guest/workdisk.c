@@ -1,5 +1,5 @@
 /* Test-only capability "workdisk": each VM gets state_dir/work.ext4 (made
- * once with mkfs.ext4) as drive "work", like the snapshot plugin's work
+ * once with mkfs.ext4 -L banger-work) as drive "work", like the snapshot plugin's work
  * disk, for hosts without device-mapper. */
 #include "config.h"
 
@@ -38,7 +38,8 @@ static int workdisk_start(void *state, struct banger_vm *vm, enum banger_phase p
         close(fd);
         if (r < 0)
             return host->fail(err, r, "size %s", path);
-        const char *const argv[] = { "mkfs.ext4", "-q", "-F", path, NULL };
+        /* Labelled like banger's work disks: the guest mounts it by label. */
+        const char *const argv[] = { "mkfs.ext4", "-q", "-F", "-L", "banger-work", path, NULL };
         r = host->run(argv, NULL, NULL, err);
         if (r < 0) {
             unlink(path);
