@@ -168,12 +168,13 @@ static const char guest_hostkeys_unit[] =
     "WantedBy=multi-user.target ssh.service\n";
 
 /* At the top of sshd_config: sshd takes the first value it reads, so this
- * wins over the image's own settings and its sshd_config.d drop-ins. */
+ * wins over the image's own settings and its sshd_config.d drop-ins.
+ * prohibit-password also rules out keyboard-interactive for root; no
+ * KbdInteractiveAuthentication line, which sshd before 8.7 refuses. */
 static const char guest_sshd_block[] =
     "# banger: root logs in with banger's key only (added by banger)\n"
     "PermitRootLogin prohibit-password\n"
     "PasswordAuthentication no\n"
-    "KbdInteractiveAuthentication no\n"
     "# end of banger's block\n\n";
 
 /* busybox init: the same start-up without systemd. */
@@ -399,6 +400,12 @@ static int guest_add_text(const char *root, const char *rel, const char *marker,
     char *old = guest_read_text(root, rel);
     char *text = NULL;
     int r = 0;
+    if (!old && guest_has(root, rel)) {
+        /* A symlink or stranger: whatever it points at is not ours to edit. */
+        bg_log(BANGER_LOG_WARNING, NULL, "image: /%s is not a regular file; left as it is "
+               "(banger's lines for it are missing)", rel);
+        goto cleanup;
+    }
     if (old && strstr(old, marker))
         goto cleanup;
     const char *body = old ? old : "";

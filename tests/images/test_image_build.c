@@ -654,6 +654,28 @@ START_TEST(guest_busybox_tree_gets_inittab_and_sshd_warning)
 }
 END_TEST
 
+/* An fstab that is a symlink is left alone, not replaced or written through. */
+START_TEST(guest_leaves_symlinked_fstab)
+{
+    struct banger_error err = { 0 };
+    char *root = systemd_tree();
+    char *outside = itest_path(&t, "outside-fstab");
+    write_file(outside, "# theirs\n", 9);
+    char *fstab = fs_join(root, "etc/fstab");
+    ck_assert_int_eq(unlink(fstab), 0);
+    ck_assert_int_eq(symlink(outside, fstab), 0);
+    uint64_t bytes = 0;
+    ck_assert_msg(images_guest_inject(root, &bytes, NULL, &err) == 0, "%s", err.msg);
+    assert_link(root, "etc/fstab", outside);
+    char *theirs = itest_read(outside, NULL);
+    ck_assert_str_eq(theirs, "# theirs\n");
+    free(theirs);
+    free(fstab);
+    free(outside);
+    free(root);
+}
+END_TEST
+
 START_TEST(guest_unknown_init_warns)
 {
     struct banger_error err = { 0 };
@@ -721,6 +743,7 @@ static Suite *build_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, guest_systemd_tree_gets_work_disk_sshd_and_shutdown);
     tcase_add_test(tc, guest_busybox_tree_gets_inittab_and_sshd_warning);
+    tcase_add_test(tc, guest_leaves_symlinked_fstab);
     tcase_add_test(tc, guest_unknown_init_warns);
     tcase_add_test(tc, guest_refuses_symlinked_etc);
     suite_add_tcase(s, tc);
