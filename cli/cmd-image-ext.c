@@ -63,6 +63,11 @@ static int image_ext_call(struct cli_ctx *ctx, const char *method, cJSON *params
         static const char *const keys[] = { "name", "id", "rootfs", "kernel", "initrd" };
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             out_kv(stdout, 9, keys[i], out_json_text(reply.result, keys[i], buf, sizeof(buf)));
+        const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(reply.result, "warnings");
+        const cJSON *w;
+        cJSON_ArrayForEach(w, warnings)
+            if (cJSON_IsString(w))
+                fprintf(stderr, "warning: %s\n", w->valuestring);
     }
     rpc_reply_done(&reply);
     return CLI_EXIT_OK;

@@ -24,8 +24,16 @@ static int method_image_import(struct bangerd *d, struct rpc_call *call)
     if (r < 0)
         return r;
     struct image_record *img = NULL;
+    cJSON *warnings = cJSON_CreateArray();
+    p.warnings = warnings;
     r = images_import(d->store, d->images_dir, &p, &img, &call->err);
-    return bangerd_image_result(call, img, r);
+    r = bangerd_image_result(call, img, r);
+    /* What makes the image hard to use, for the CLI to show. */
+    if (r == 0)
+        cJSON_AddItemToObject(call->result, "warnings", warnings);
+    else
+        cJSON_Delete(warnings);
+    return r;
 }
 
 static int method_image_pull(struct bangerd *d, struct rpc_call *call)

@@ -342,7 +342,8 @@ int images_build_default(struct store *store, const char *images_dir,
     if (r == 0)
         r = build_tree_size(root, &bytes, err);
     if (r == 0)
-        r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx, err);
+        r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx, NULL,
+                                  err);
     if (r < 0)
         goto cleanup;
     build_progress(p, "register");
@@ -356,6 +357,11 @@ int images_build_default(struct store *store, const char *images_dir,
     cJSON *mods = cJSON_AddArrayToObject(source, "initrd_modules");
     for (size_t i = 0; images_initrd_modules[i]; i++)
         cJSON_AddItemToArray(mods, cJSON_CreateString(images_initrd_modules[i]));
+    /* Debian's kernel finds virtio-mmio devices only through ACPI, which
+     * Firecracker provides from 1.8.0 on; the daemon refuses older ones. */
+    cJSON *boot = cJSON_AddObjectToObject(extra, "boot");
+    cJSON_AddStringToObject(boot, "device_discovery", "acpi");
+    cJSON_AddStringToObject(boot, "min_firecracker", IMAGES_BUILD_MIN_FIRECRACKER);
     r = images_stage_commit(&st, store, name, extra, out, err);
     cJSON_Delete(extra);
 

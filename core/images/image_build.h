@@ -15,6 +15,8 @@
 #define IMAGES_BUILD_SUITE "bookworm"
 #define IMAGES_BUILD_DEFAULT_NAME "default"
 #define IMAGES_BUILD_DEFAULT_MIRROR "http://deb.debian.org/debian"
+/* manifest.json's boot.min_firecracker for the default image. */
+#define IMAGES_BUILD_MIN_FIRECRACKER "1.8.0"
 /* Packages on top of --variant=minbase. udev: without it systemd waits in
  * vain for dev-ttyS0.device and the serial console never gets a getty. */
 #define IMAGES_BUILD_PACKAGES \

@@ -230,12 +230,12 @@ int images_make_ext4(const char *root, uint64_t content_bytes, const char *path,
 }
 
 int images_tree_to_rootfs(const char *root, uint64_t bytes, const char *rootfs,
-                          images_progress_fn progress, void *progress_ctx,
+                          images_progress_fn progress, void *progress_ctx, cJSON *warnings,
                           struct banger_error *err)
 {
     if (progress)
         progress(progress_ctx, "agent");
-    int r = images_guest_inject(root, &bytes, err);
+    int r = images_guest_inject(root, &bytes, warnings, err);
     if (r == 0) {
         if (progress)
             progress(progress_ctx, "mkfs");
@@ -286,7 +286,8 @@ int images_import(struct store *store, const char *images_dir,
         p->progress(p->progress_ctx, "extract");
     r = images_extract_tree(p->tar, root, &bytes, err);
     if (r == 0)
-        r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx, err);
+        r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx,
+                                  p->warnings, err);
     if (r == 0)
         r = images_copy_file(p->kernel, kernel, err);
     if (r == 0 && p->initrd)

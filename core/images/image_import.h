@@ -17,6 +17,8 @@ struct images_import_params {
     const char *initrd;            /* NULL: none */
     images_progress_fn progress;   /* may be NULL */
     void *progress_ctx;
+    cJSON *warnings;               /* may be NULL; else an array the import appends
+                                      warnings to (e.g. "no sshd") */
 };
 
 int images_import(struct store *store, const char *images_dir,
@@ -38,9 +40,10 @@ int images_make_ext4(const char *root, uint64_t content_bytes, const char *path,
 
 /* The common tail of import and build-default: add the guest agent and
  * units to the tree at `root` (content size `bytes`), make `rootfs` from it
- * and remove the tree. Progress stages "agent", "mkfs". */
+ * and remove the tree. Progress stages "agent", "mkfs". Warnings as for
+ * images_guest_inject. */
 int images_tree_to_rootfs(const char *root, uint64_t bytes, const char *rootfs,
-                          images_progress_fn progress, void *progress_ctx,
+                          images_progress_fn progress, void *progress_ctx, cJSON *warnings,
                           struct banger_error *err);
 
 #endif

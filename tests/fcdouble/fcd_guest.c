@@ -8,19 +8,24 @@
  * that nobody else holds; when the double exits or is killed, the stand-in
  * reads EOF and ends.
  *
- * fcd-standin, single-threaded: reads the authorized_keys that the daemon
- * wrote into the work disk (the drive whose ext4 label is banger-work, as
- * the guest's fstab finds it; read with debugfs, as the guest would see it at
- * /root/.ssh/authorized_keys), then forks the guest's "init" as pid 1 of
- * new pid, network and mount namespaces. The parent plugs a veth into the
- * bridge the VM's TAP is on, with the other end (eth0, the VM's MAC) in the
- * guest's network namespace. init gives eth0 the VM's address and default
- * route from the ip= boot argument, mounts private tmpfs on /root (so
- * /root/repo belongs to this VM alone and vanishes with it) and /run (for
- * /run/sshd), and runs sshd -D with a generated config and a host key kept
- * beside the work disk (deleting it gives the "guest" a new host key).
- * When init exits, the kernel kills everything in its pid namespace, and
- * with the network namespace goes the veth. */
+ * fcd-standin, single-threaded, sees what a real guest sees: the drives
+ * and the boot args. It forks the guest's "init" as pid 1 of new pid,
+ * network and mount namespaces. The parent plugs a veth into the bridge the
+ * VM's TAP is on, with the other end (eth0, the VM's MAC) in the guest's
+ * network namespace. init gives eth0 the VM's address and default route
+ * from the ip= boot argument, mounts the drive whose ext4 label is
+ * banger-work at /root the way the image's fstab does (a loop mount, in its
+ * private mount namespace) and a tmpfs on /run (for /run/sshd), and runs
+ * sshd -D with a generated config (StrictModes on, root's own
+ * ~/.ssh/authorized_keys) and a host key kept beside the work disk
+ * (deleting it gives the "guest" a new host key).
+ *
+ * SendCtrlAltDel shuts the guest down before the double exits, as a real
+ * guest does before it resets: the double closes the lifeline and waits;
+ * init kills everything else, unmounts /root and exits. When the double is
+ * killed instead, the lifeline breaks the same way, without the wait. With
+ * init the kernel kills everything in its pid namespace, and with the
+ * network namespace goes the veth. */
 #include "config.h"
 
 #include <errno.h>
@@ -44,13 +49,21 @@
 
 #include "fcd.h"
 
+#define FCD_GUEST_MAX_DRIVES 8
+#define FCD_GUEST_SHUTDOWN_MS 5000
+
 static struct {
 	char boot_args[1024];
 	char work[PATH_MAX];
+	char drives[FCD_GUEST_MAX_DRIVES][PATH_MAX];
+	char drive_ids[FCD_GUEST_MAX_DRIVES][72];
+	size_t n_drives;
 	char tap[32];
 	char mac[32];
 	bool started;
-} fcd_guest;
+	int lifeline;   /* write end; closing it shuts the guest down */
+	pid_t pid;
+} fcd_guest = { .lifeline = -1 };
 
 static void fcd_guest_copy(char *dst, size_t len, const cJSON *obj, const char *key)
 {
@@ -58,23 +71,6 @@ static void fcd_guest_copy(char *dst, size_t len, const cJSON *obj, const char *
 
 	if (cJSON_IsString(it))
 		snprintf(dst, len, "%s", it->valuestring);
-}
-
-/* Does the drive at `path` carry the ext4 volume label `label`? A real guest
- * finds its /root disk that way (LABEL=banger-work in fstab), not by the
- * drive id the host chose. The label is 16 bytes at 120 into the
- * superblock, which starts at byte 1024. */
-static bool fcd_guest_has_label(const char *path, const char *label)
-{
-	char sb_label[17] = "";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = pread(fd, sb_label, 16, 1024 + 120) == 16;
-	close(fd);
-	return ok && strcmp(sb_label, label) == 0;
 }
 
 static void fcd_guest_start(void)
@@ -99,9 +95,17 @@ static void fcd_guest_start(void)
 	slash = strrchr(hostkey, '/');
 	snprintf(slash ? slash + 1 : hostkey,
 		 sizeof(hostkey) - (size_t)(slash ? slash + 1 - hostkey : 0), "standin_host_ed25519");
-	const char *const argv[] = { prog, "--dir", dir, "--hostkey", hostkey, "--tap",
-				     fcd_guest.tap, "--mac", fcd_guest.mac, "--boot-args",
-				     fcd_guest.boot_args, "--work", fcd_guest.work, NULL };
+	/* The guest gets every drive and finds its work disk by label. */
+	const char *argv[16 + 2 * FCD_GUEST_MAX_DRIVES] = { prog, "--dir", dir, "--hostkey",
+							    hostkey, "--tap", fcd_guest.tap,
+							    "--mac", fcd_guest.mac, "--boot-args",
+							    fcd_guest.boot_args };
+	size_t argc = 11;
+	for (size_t i = 0; i < fcd_guest.n_drives; i++) {
+		argv[argc++] = "--drive";
+		argv[argc++] = fcd_guest.drives[i];
+	}
+	argv[argc] = NULL;
 	if (pipe2(lifeline, O_CLOEXEC) < 0) {
 		fcd_log("stand-in guest: pipe: %s", strerror(errno));
 		return;
@@ -121,7 +125,27 @@ static void fcd_guest_start(void)
 		return;
 	}
 	/* lifeline[1] stays open (close-on-exec) for the life of the double. */
+	fcd_guest.lifeline = lifeline[1];
+	fcd_guest.pid = pid;
 	fcd_log("stand-in guest started (pid %d)", (int)pid);
+}
+
+/* Ctrl-Alt-Del: the guest shuts down (unmounting its work disk) before the
+ * VMM exits, so nothing writes to the disk once the double is gone. */
+static void fcd_guest_shutdown(void)
+{
+	if (fcd_guest.lifeline < 0)
+		return;
+	close(fcd_guest.lifeline);
+	fcd_guest.lifeline = -1;
+	for (int waited = 0; waited < FCD_GUEST_SHUTDOWN_MS; waited += 10) {
+		pid_t r = waitpid(fcd_guest.pid, NULL, WNOHANG);
+		if (r != 0)
+			return; /* gone, or reaped already (ECHILD) */
+		usleep(10 * 1000);
+	}
+	fcd_log("stand-in guest (pid %d) still running after %d ms", (int)fcd_guest.pid,
+		FCD_GUEST_SHUTDOWN_MS);
 }
 
 void fcd_guest_observe(const char *method, const char *resource, const cJSON *body)
@@ -133,10 +157,22 @@ void fcd_guest_observe(const char *method, const char *resource, const cJSON *bo
 	if (strcmp(resource, "boot-source") == 0) {
 		fcd_guest_copy(fcd_guest.boot_args, sizeof(fcd_guest.boot_args), body, "boot_args");
 	} else if (strcmp(resource, "drives") == 0) {
-		const cJSON *disk = cJSON_GetObjectItemCaseSensitive(body, "path_on_host");
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "drive_id");
+		size_t i = 0;
 
-		if (cJSON_IsString(disk) && fcd_guest_has_label(disk->valuestring, "banger-work"))
+		if (!cJSON_IsString(id))
+			return;
+		/* Only for where the host key lives: the guest finds its disks itself. */
+		if (strcmp(id->valuestring, "work") == 0)
 			fcd_guest_copy(fcd_guest.work, sizeof(fcd_guest.work), body, "path_on_host");
+		while (i < fcd_guest.n_drives && strcmp(fcd_guest.drive_ids[i], id->valuestring) != 0)
+			i++;
+		if (i == FCD_GUEST_MAX_DRIVES)
+			return;
+		if (i == fcd_guest.n_drives)
+			fcd_guest.n_drives++;
+		snprintf(fcd_guest.drive_ids[i], sizeof(fcd_guest.drive_ids[i]), "%s", id->valuestring);
+		fcd_guest_copy(fcd_guest.drives[i], sizeof(fcd_guest.drives[i]), body, "path_on_host");
 	} else if (strcmp(resource, "network-interfaces") == 0) {
 		fcd_guest_copy(fcd_guest.tap, sizeof(fcd_guest.tap), body, "host_dev_name");
 		fcd_guest_copy(fcd_guest.mac, sizeof(fcd_guest.mac), body, "guest_mac");
@@ -147,6 +183,9 @@ void fcd_guest_observe(const char *method, const char *resource, const cJSON *bo
 		    !fcd_guest.started) {
 			fcd_guest.started = true;
 			fcd_guest_start();
+		} else if (cJSON_IsString(type) && strcmp(type->valuestring, "SendCtrlAltDel") == 0 &&
+			   !fcd_knobs.ignore_ctrl_alt_del) {
+			fcd_guest_shutdown();
 		}
 	}
 }
@@ -154,15 +193,20 @@ void fcd_guest_observe(const char *method, const char *resource, const cJSON *bo
 #else /* FCD_STANDIN_MAIN: the fcd-standin program */
 
 #define STANDIN_LIFELINE_FD 3
+#define STANDIN_MAX_DRIVES 8
+/* The image's fstab mounts the work disk by this label. */
+#define STANDIN_WORK_LABEL "banger-work"
 
 struct standin {
-	const char *dir, *hostkey, *tap, *mac, *boot_args, *work;
+	const char *dir, *hostkey, *tap, *mac, *boot_args;
+	const char *drives[STANDIN_MAX_DRIVES];
+	size_t n_drives;
+	const char *work;   /* the drive labelled banger-work, or NULL */
 	char ip[64], gw[64];
 	int prefix;
 	char bridge[32];
 	char veth[16];
 	char config[PATH_MAX];
-	char authorized[PATH_MAX];
 };
 
 static void standin_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -264,11 +308,28 @@ static int standin_find_bridge(struct standin *s)
 	return s->bridge[0] ? 0 : -1;
 }
 
+/* Like blkid: an ext2/3/4 superblock (magic 0xEF53 at 1024 + 0x38) whose
+ * volume name (1024 + 0x78, 16 bytes) is `label`. */
+static bool standin_has_label(const char *path, const char *label)
+{
+	unsigned char sb[1024];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool match = false;
+
+	if (fd < 0)
+		return false;
+	if (pread(fd, sb, sizeof(sb), 1024) == (ssize_t)sizeof(sb) && sb[0x38] == 0x53 &&
+	    sb[0x39] == 0xef)
+		match = strnlen((const char *)sb + 0x78, 16) == strlen(label) &&
+			memcmp(sb + 0x78, label, strlen(label)) == 0;
+	close(fd);
+	return match;
+}
+
 static int standin_prepare(struct standin *s)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	int fd, r;
 
 	if (stat(s->hostkey, &st) < 0) {
 		const char *const keygen[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
@@ -278,30 +339,44 @@ static int standin_prepare(struct standin *s)
 		snprintf(path, sizeof(path), "%s.pub", s->hostkey);
 		unlink(path);
 	}
-	snprintf(s->authorized, sizeof(s->authorized), "%s/authorized_keys", s->dir);
-	fd = open(s->authorized, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	const char *const cat[] = { "debugfs", "-R", "cat /.ssh/authorized_keys", s->work, NULL };
-	r = standin_run(cat, fd);
-	close(fd);
-	if (r < 0 || stat(s->authorized, &st) < 0 || st.st_size == 0)
-		standin_log("no /.ssh/authorized_keys in %s: nobody can log in", s->work);
+	for (size_t i = 0; i < s->n_drives && !s->work; i++)
+		if (standin_has_label(s->drives[i], STANDIN_WORK_LABEL))
+			s->work = s->drives[i];
+	if (!s->work)
+		standin_log("no drive labelled %s: /root is not a work disk and nobody can log in",
+			    STANDIN_WORK_LABEL);
+	/* sshd reads root's ~/.ssh/authorized_keys, on the work disk, as in
+	 * a real guest; StrictModes checks its owner and modes. */
 	snprintf(s->config, sizeof(s->config), "%s/sshd_config", s->dir);
 	FILE *f = fopen(s->config, "we");
 	if (!f)
 		return -1;
-	fprintf(f, "Port 22\nListenAddress 0.0.0.0\nHostKey %s\nAuthorizedKeysFile %s\n"
+	fprintf(f, "Port 22\nListenAddress 0.0.0.0\nHostKey %s\n"
+		   "AuthorizedKeysFile .ssh/authorized_keys\n"
 		   "PidFile none\nUsePAM no\nPermitRootLogin prohibit-password\n"
-		   "PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n"
+		   "PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes yes\n"
 		   "PrintMotd no\nPrintLastLog no\nUseDNS no\nLogLevel INFO\n"
 		   "Subsystem sftp internal-sftp\n",
-		s->hostkey, s->authorized);
+		s->hostkey);
 	return fclose(f) == 0 ? 0 : -1;
 }
 
-/* pid 1 of the guest: network, private /root and /run, sshd, then wait for
- * the lifeline to break. */
+/* The guest's shutdown: everything else killed, then the work disk
+ * unmounted (its loop device goes with it: mount -o loop sets autoclear). */
+static int standin_shutdown(struct standin *s)
+{
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	if (s->work && umount2("/root", 0) < 0) {
+		standin_log("umount /root: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* pid 1 of the guest: network, the work disk at /root, a private /run,
+ * sshd, then wait for the lifeline to break. */
 static int standin_init(struct standin *s, int ready_fd, int go_fd)
 {
 	char addr[96];
@@ -326,12 +401,15 @@ static int standin_init(struct standin *s, int ready_fd, int go_fd)
 	if (s->gw[0])
 		standin_run(route, -1);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("tmpfs", "/root", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=256m") < 0 ||
 	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0 ||
 	    mkdir("/run/sshd", 0755) < 0) {
 		standin_log("mounts: %s", strerror(errno));
 		return 1;
 	}
+	const char *const work[] = { "mount", "-t", "ext4", "-o", "loop", s->work ? s->work : "",
+				     "/root", NULL };
+	if (s->work && standin_run(work, -1) < 0)
+		return 1;
 	pid_t sshd = fork();
 	if (sshd == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -352,7 +430,7 @@ static int standin_init(struct standin *s, int ready_fd, int go_fd)
 		if (poll(&p, 1, 500) > 0) {
 			char buf[16];
 			if (read(STANDIN_LIFELINE_FD, buf, sizeof(buf)) <= 0)
-				return 0;
+				return standin_shutdown(s);
 		}
 	}
 }
@@ -367,10 +445,11 @@ static int standin_parse_args(int argc, char **argv, struct standin *s)
 		else if (strcmp(k, "--tap") == 0) s->tap = v;
 		else if (strcmp(k, "--mac") == 0) s->mac = v;
 		else if (strcmp(k, "--boot-args") == 0) s->boot_args = v;
-		else if (strcmp(k, "--work") == 0) s->work = v;
+		else if (strcmp(k, "--drive") == 0 && s->n_drives < STANDIN_MAX_DRIVES)
+			s->drives[s->n_drives++] = v;
 		else return -1;
 	}
-	return s->dir && s->hostkey && s->tap && s->mac && s->boot_args && s->work ? 0 : -1;
+	return s->dir && s->hostkey && s->tap && s->mac && s->boot_args ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -382,7 +461,7 @@ int main(int argc, char **argv)
 
 	if (standin_parse_args(argc, argv, &s) < 0) {
 		standin_log("usage: fcd-standin --dir D --hostkey K --tap T --mac M --boot-args A "
-			    "--work W (lifeline on fd 3)");
+			    "[--drive PATH]... (lifeline on fd 3)");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

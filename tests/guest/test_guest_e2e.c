@@ -349,6 +349,14 @@ START_TEST(test_exec_stdin_stdout_status)
     ck_assert_str_eq(out, "ssh-ran\n");
     free(out);
     free(err);
+    /* The login came through the work disk mounted at /root, as in a real
+     * guest: the stand-in reads nothing else. */
+    const char *const where[] = { "vm", "exec", "ex", "--", "findmnt", "-n", "-o",
+                                  "FSTYPE,LABEL", "/root", NULL };
+    ck_assert_int_eq(g_cli(NULL, &out, &err, where), 0);
+    ck_assert_msg(strstr(out, "ext4") && strstr(out, "banger-work"), "findmnt: %s", out);
+    free(out);
+    free(err);
 }
 END_TEST
 

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "images/image_build.h"
+#include "images/image_guest.h"
 #include "images/image_initrd.h"
 #include "images/image_kernel.h"
 #include "images/image_stage.h"
@@ -17,6 +18,7 @@
 #include <archive_entry.h>
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,6 +455,264 @@ START_TEST(mirror_default_without_sources)
 }
 END_TEST
 
+/* ---- what goes into the guest tree ----------------------------------- */
+
+static char *tree_file(const char *root, const char *rel)
+{
+    char *path = fs_join(root, rel);
+    char *text = itest_read(path, NULL);
+    free(path);
+    return text;
+}
+
+static void tree_put(const char *root, const char *rel, const char *text)
+{
+    char *path = fs_join(root, rel);
+    char *dir = xstrdup(path);
+    *strrchr(dir, '/') = '\0';
+    mkdirs(dir);
+    write_file(path, text, strlen(text));
+    free(dir);
+    free(path);
+}
+
+static void tree_link(const char *root, const char *rel, const char *dest)
+{
+    char *path = fs_join(root, rel);
+    char *dir = xstrdup(path);
+    *strrchr(dir, '/') = '\0';
+    mkdirs(dir);
+    ck_assert_int_eq(symlink(dest, path), 0);
+    free(dir);
+    free(path);
+}
+
+static void assert_link(const char *root, const char *rel, const char *dest)
+{
+    char *path = fs_join(root, rel);
+    char buf[4096];
+    ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+    ck_assert_msg(n > 0, "%s is not a symlink", rel);
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, dest);
+    free(path);
+}
+
+static bool tree_exists(const char *root, const char *rel)
+{
+    char *path = fs_join(root, rel);
+    struct stat sb;
+    bool found = lstat(path, &sb) == 0;
+    free(path);
+    return found;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A Debian-like systemd tree, as debootstrap leaves it. */
+static char *systemd_tree(void)
+{
+    char *root = itest_path(&t, "tree");
+    mkdirs(root);
+    tree_put(root, "usr/lib/systemd/systemd", "");
+    tree_put(root, "usr/lib/systemd/system/reboot.target", "[Unit]\n");
+    tree_put(root, "usr/lib/systemd/system/systemd-resolved.service", "[Unit]\n");
+    tree_put(root, "usr/sbin/sshd", "");
+    tree_put(root, "etc/ssh/sshd_config",
+             "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\n");
+    tree_put(root, "etc/ssh/ssh_host_ed25519_key", "private\n");
+    tree_put(root, "etc/ssh/ssh_host_ed25519_key.pub", "public\n");
+    tree_put(root, "etc/ssh/ssh_host_rsa_key", "private\n");
+    tree_put(root, "etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n");
+    tree_link(root, "etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf");
+    return root;
+}
+
+START_TEST(guest_systemd_tree_gets_work_disk_sshd_and_shutdown)
+{
+    struct banger_error err = { 0 };
+    char *root = systemd_tree();
+    cJSON *warnings = cJSON_CreateArray();
+    uint64_t bytes = 0;
+    /* Twice: a second pass adds nothing twice. */
+    for (int pass = 0; pass < 2; pass++)
+        ck_assert_msg(images_guest_inject(root, &bytes, warnings, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cJSON_GetArraySize(warnings), 0);
+
+    /* The work disk at /root by its label, a boot without it still works. */
+    char *fstab = tree_file(root, "etc/fstab");
+    ck_assert_ptr_nonnull(strstr(fstab, "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"));
+    ck_assert_uint_eq(count_of(fstab, "\nLABEL=banger-work /root ext4 "
+                                      "defaults,nofail,x-systemd.device-timeout=10s 0 2\n"), 1);
+    assert_link(root, "etc/systemd/system/multi-user.target.wants/banger-work.service",
+                "/etc/systemd/system/banger-work.service");
+    char *work_unit = tree_file(root, "etc/systemd/system/banger-work.service");
+    ck_assert_ptr_nonnull(strstr(work_unit, "After=root.mount\n"));
+    ck_assert_ptr_nonnull(strstr(work_unit, "Before=ssh.service"));
+    char *seed = tree_file(root, "usr/local/sbin/banger-work");
+    ck_assert_ptr_nonnull(strstr(seed, "chmod 0700 /root\n"));
+    ck_assert_ptr_nonnull(strstr(seed, "/etc/skel/."));
+
+    /* No host keys baked in; made before sshd on first boot. */
+    ck_assert(!tree_exists(root, "etc/ssh/ssh_host_ed25519_key"));
+    ck_assert(!tree_exists(root, "etc/ssh/ssh_host_ed25519_key.pub"));
+    ck_assert(!tree_exists(root, "etc/ssh/ssh_host_rsa_key"));
+    char *keys_unit = tree_file(root, "etc/systemd/system/banger-hostkeys.service");
+    ck_assert_ptr_nonnull(strstr(keys_unit, "Before=ssh.service"));
+    ck_assert_ptr_nonnull(strstr(keys_unit, "ExecStart=/usr/bin/ssh-keygen -A\n"));
+    assert_link(root, "etc/systemd/system/multi-user.target.wants/banger-hostkeys.service",
+                "/etc/systemd/system/banger-hostkeys.service");
+    assert_link(root, "etc/systemd/system/ssh.service.wants/banger-hostkeys.service",
+                "/etc/systemd/system/banger-hostkeys.service");
+
+    /* Root by key only, ahead of the image's own settings. */
+    char *sshd = tree_file(root, "etc/ssh/sshd_config");
+    ck_assert_uint_eq(count_of(sshd, "PermitRootLogin prohibit-password\n"), 1);
+    ck_assert_ptr_nonnull(strstr(sshd, "PasswordAuthentication no\n"));
+    ck_assert(strstr(sshd, "PermitRootLogin prohibit-password") <
+              strstr(sshd, "PermitRootLogin yes"));
+    ck_assert(strstr(sshd, "PasswordAuthentication no") < strstr(sshd, "Include "));
+
+    /* Ctrl-Alt-Del and poweroff end in a reset. */
+    assert_link(root, "etc/systemd/system/ctrl-alt-del.target",
+                "/usr/lib/systemd/system/reboot.target");
+    assert_link(root, "etc/systemd/system/poweroff.target",
+                "/usr/lib/systemd/system/reboot.target");
+
+    /* resolv.conf: a regular file banger-net rewrites, no stub resolver. */
+    char *resolv_path = fs_join(root, "etc/resolv.conf");
+    struct stat sb;
+    ck_assert_int_eq(lstat(resolv_path, &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    assert_link(root, "etc/systemd/system/systemd-resolved.service", "/dev/null");
+    char *net = tree_file(root, "usr/local/sbin/banger-net");
+    ck_assert_ptr_nonnull(strstr(net, "echo \"nameserver $dns0\" > /etc/resolv.conf"));
+    ck_assert_ptr_nonnull(strstr(net, "hostname \"$host\""));
+
+    /* The agent and the boot marker, as before. */
+    assert_link(root, "etc/systemd/system/sysinit.target.wants/banger-vsock-agent.service",
+                "/etc/systemd/system/banger-vsock-agent.service");
+    assert_link(root, "etc/systemd/system/multi-user.target.wants/banger-boot-ok.service",
+                "/etc/systemd/system/banger-boot-ok.service");
+    ck_assert(tree_exists(root, "usr/local/sbin/banger-vsock-agent"));
+
+    free(fstab);
+    free(work_unit);
+    free(seed);
+    free(keys_unit);
+    free(sshd);
+    free(resolv_path);
+    free(net);
+    cJSON_Delete(warnings);
+    free(root);
+}
+END_TEST
+
+START_TEST(guest_busybox_tree_gets_inittab_and_sshd_warning)
+{
+    struct banger_error err = { 0 };
+    char *root = itest_path(&t, "tree");
+    mkdirs(root);
+    tree_put(root, "bin/busybox", "");
+    tree_link(root, "sbin/init", "/bin/busybox");
+    cJSON *warnings = cJSON_CreateArray();
+    uint64_t bytes = 0;
+    ck_assert_msg(images_guest_inject(root, &bytes, warnings, &err) == 0, "%s", err.msg);
+    char *inittab = tree_file(root, "etc/inittab");
+    ck_assert_ptr_nonnull(strstr(inittab, "::sysinit:/etc/init.d/rcS\n"));
+    ck_assert_ptr_nonnull(strstr(inittab, "::sysinit:/usr/local/sbin/banger-net\n"));
+    ck_assert_ptr_nonnull(strstr(inittab, "::sysinit:/usr/local/sbin/banger-work --mount\n"));
+    ck_assert_ptr_nonnull(strstr(inittab, "::respawn:/usr/local/sbin/banger-vsock-agent "
+                                          "--listen vsock:10789\n"));
+    ck_assert_ptr_nonnull(strstr(inittab, "::ctrlaltdel:/sbin/reboot\n"));
+    ck_assert(!tree_exists(root, "etc/systemd/system/banger-vsock-agent.service"));
+    ck_assert_int_eq(cJSON_GetArraySize(warnings), 1);
+    const char *w = cJSON_GetArrayItem(warnings, 0)->valuestring;
+    ck_assert_msg(strstr(w, "no sshd"), "%s", w);
+    ck_assert_msg(strstr(w, "agent"), "%s", w);
+
+    /* An existing inittab keeps its lines and its own ctrlaltdel action. */
+    char *path = fs_join(root, "etc/inittab");
+    const char *own = "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/poweroff\n";
+    write_file(path, own, strlen(own));
+    ck_assert_msg(images_guest_inject(root, &bytes, NULL, &err) == 0, "%s", err.msg);
+    free(inittab);
+    inittab = tree_file(root, "etc/inittab");
+    ck_assert_ptr_eq(strstr(inittab, own), inittab);
+    ck_assert_uint_eq(count_of(inittab, "ctrlaltdel"), 1);
+    ck_assert_uint_eq(count_of(inittab, "banger-vsock-agent"), 1);
+    free(path);
+    free(inittab);
+    cJSON_Delete(warnings);
+    free(root);
+}
+END_TEST
+
+/* An fstab that is a symlink is left alone, not replaced or written through. */
+START_TEST(guest_leaves_symlinked_fstab)
+{
+    struct banger_error err = { 0 };
+    char *root = systemd_tree();
+    char *outside = itest_path(&t, "outside-fstab");
+    write_file(outside, "# theirs\n", 9);
+    char *fstab = fs_join(root, "etc/fstab");
+    ck_assert_int_eq(unlink(fstab), 0);
+    ck_assert_int_eq(symlink(outside, fstab), 0);
+    uint64_t bytes = 0;
+    ck_assert_msg(images_guest_inject(root, &bytes, NULL, &err) == 0, "%s", err.msg);
+    assert_link(root, "etc/fstab", outside);
+    char *theirs = itest_read(outside, NULL);
+    ck_assert_str_eq(theirs, "# theirs\n");
+    free(theirs);
+    free(fstab);
+    free(outside);
+    free(root);
+}
+END_TEST
+
+START_TEST(guest_unknown_init_warns)
+{
+    struct banger_error err = { 0 };
+    char *root = itest_path(&t, "tree");
+    mkdirs(root);
+    tree_put(root, "usr/sbin/sshd", "");
+    cJSON *warnings = cJSON_CreateArray();
+    uint64_t bytes = 0;
+    ck_assert_msg(images_guest_inject(root, &bytes, warnings, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cJSON_GetArraySize(warnings), 1);
+    const char *w = cJSON_GetArrayItem(warnings, 0)->valuestring;
+    ck_assert_msg(strstr(w, "neither systemd nor busybox init"), "%s", w);
+    cJSON_Delete(warnings);
+    free(root);
+}
+END_TEST
+
+/* A symlinked etc must not lead the writes out of the tree. */
+START_TEST(guest_refuses_symlinked_etc)
+{
+    struct banger_error err = { 0 };
+    char *root = itest_path(&t, "tree");
+    char *outside = itest_path(&t, "outside");
+    mkdirs(root);
+    mkdirs(outside);
+    tree_put(root, "usr/lib/systemd/systemd", "");
+    tree_link(root, "etc", outside);
+    uint64_t bytes = 0;
+    ck_assert_int_lt(images_guest_inject(root, &bytes, NULL, &err), 0);
+    ck_assert_msg(strstr(err.msg, "not a directory"), "%s", err.msg);
+    ck_assert(!tree_exists(outside, "fstab"));
+    ck_assert(!tree_exists(outside, "resolv.conf"));
+    free(root);
+    free(outside);
+}
+END_TEST
+
 static Suite *build_suite(void)
 {
     Suite *s = suite_create("image-build");
@@ -478,11 +738,22 @@ static Suite *build_suite(void)
     tcase_add_test(tc, mirror_from_deb822_sources);
     tcase_add_test(tc, mirror_default_without_sources);
     suite_add_tcase(s, tc);
+
+    tc = tcase_create("guest");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, guest_systemd_tree_gets_work_disk_sshd_and_shutdown);
+    tcase_add_test(tc, guest_busybox_tree_gets_inittab_and_sshd_warning);
+    tcase_add_test(tc, guest_leaves_symlinked_fstab);
+    tcase_add_test(tc, guest_unknown_init_warns);
+    tcase_add_test(tc, guest_refuses_symlinked_etc);
+    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
+    setenv("BANGER_AGENT_PATH", AGENT_BUILD_PATH, 0);
+    setenv("BANGER_GUEST_DIR", GUEST_SRC_DIR, 0);
     SRunner *sr = srunner_create(build_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

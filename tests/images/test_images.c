@@ -350,16 +350,29 @@ START_TEST(import_makes_checked_ext4_with_agent)
         { "./etc/localtime", 'l', "/usr/share/zoneinfo/UTC", 0 },
         { "./etc/systemd/", 'd', NULL, 0 },
         { "./etc/systemd/system/", 'd', NULL, 0 },
+        { "./etc/ssh/", 'd', NULL, 0 },
+        { "./etc/ssh/sshd_config", 'f', "PermitRootLogin yes\n", 0 },
+        { "./etc/ssh/ssh_host_ed25519_key", 'f', "made where the tarball was\n", 0 },
         { "./usr/", 'd', NULL, 0 },
         { "./usr/bin/", 'd', NULL, 0 },
         { "./usr/bin/hello", 'f', "#!/bin/sh\necho hello\n", 0 },
+        { "./usr/sbin/", 'd', NULL, 0 },
+        { "./usr/sbin/sshd", 'f', "", 0 },
+        { "./usr/lib/", 'd', NULL, 0 },
+        { "./usr/lib/systemd/", 'd', NULL, 0 },
+        { "./usr/lib/systemd/systemd", 'f', "", 0 },
+        { "./usr/lib/systemd/system/", 'd', NULL, 0 },
+        { "./usr/lib/systemd/system/reboot.target", 'f', "[Unit]\n", 0 },
     };
     itest_write_tar(tar, true, e, sizeof(e) / sizeof(e[0]));
+    cJSON *warnings = cJSON_CreateArray();
     struct images_import_params p = { .name = "imported", .tar = tar,
-                                      .kernel = itest_elf_kernel() };
+                                      .kernel = itest_elf_kernel(), .warnings = warnings };
     struct image_record *img = NULL;
     ck_assert_msg(images_import(t.store, t.images_dir, &p, &img, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(itest_count_images_dir(&t), 1);
+    ck_assert_int_eq(cJSON_GetArraySize(warnings), 0);
+    cJSON_Delete(warnings);
 
     struct stat sb;
     ck_assert_int_eq(stat(img->rootfs_path, &sb), 0);
@@ -375,6 +388,11 @@ START_TEST(import_makes_checked_ext4_with_agent)
         "stat /etc/systemd/system/sysinit.target.wants/banger-vsock-agent.service",
         "stat /etc/systemd/system/multi-user.target.wants/banger-boot-ok.service",
         "stat /usr/local/sbin/banger-net",
+        "stat /usr/local/sbin/banger-work",
+        "stat /etc/systemd/system/multi-user.target.wants/banger-work.service",
+        "stat /etc/systemd/system/multi-user.target.wants/banger-hostkeys.service",
+        "stat /etc/systemd/system/poweroff.target",
+        "stat /etc/systemd/system/ctrl-alt-del.target",
         "stat /usr/bin/hello",
     };
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
@@ -389,11 +407,52 @@ START_TEST(import_makes_checked_ext4_with_agent)
     ck_assert_int_eq(run_tool(cat, &out), 0);
     ck_assert_str_eq(out, "guest\n");
     free(out);
+    const char *fstab[] = { "debugfs", "-R", "cat /etc/fstab", img->rootfs_path, NULL };
+    ck_assert_int_eq(run_tool(fstab, &out), 0);
+    ck_assert_msg(strstr(out, "LABEL=banger-work /root ext4 defaults,nofail,"), "%s", out);
+    free(out);
+    const char *keys[] = { "debugfs", "-R", "ls /etc/ssh", img->rootfs_path, NULL };
+    ck_assert_int_eq(run_tool(keys, &out), 0);
+    ck_assert_msg(!strstr(out, "ssh_host_"), "host keys left in the image: %s", out);
+    free(out);
     const char *mode[] = { "debugfs", "-R", "stat /usr/local/sbin/banger-vsock-agent",
                            img->rootfs_path, NULL };
     ck_assert_int_eq(run_tool(mode, &out), 0);
     ck_assert_msg(strstr(out, "Mode:  0755"), "%s", out);
     free(out);
+    image_record_free(img);
+    free(tar);
+}
+END_TEST
+
+/* A tarball without sshd imports, with a warning the CLI shows. */
+START_TEST(import_without_sshd_warns)
+{
+    char *tar = itest_path(&t, "nossh.tar");
+    struct banger_error err = { 0 };
+    const struct itest_entry e[] = {
+        { "./", 'd', NULL, 0 },
+        { "./bin/", 'd', NULL, 0 },
+        { "./bin/busybox", 'f', "", 0 },
+        { "./sbin/", 'd', NULL, 0 },
+        { "./sbin/init", 'l', "../bin/busybox", 0 },
+    };
+    itest_write_tar(tar, false, e, sizeof(e) / sizeof(e[0]));
+    cJSON *warnings = cJSON_CreateArray();
+    struct images_import_params p = { .name = "nossh", .tar = tar,
+                                      .kernel = itest_elf_kernel(), .warnings = warnings };
+    struct image_record *img = NULL;
+    ck_assert_msg(images_import(t.store, t.images_dir, &p, &img, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cJSON_GetArraySize(warnings), 1);
+    const char *w = cJSON_GetArrayItem(warnings, 0)->valuestring;
+    ck_assert_msg(strstr(w, "no sshd") && strstr(w, "agent"), "%s", w);
+    char *out = NULL;
+    const char *cat[] = { "debugfs", "-R", "cat /etc/inittab", img->rootfs_path, NULL };
+    ck_assert_int_eq(run_tool(cat, &out), 0);
+    ck_assert_msg(strstr(out, "::respawn:/usr/local/sbin/banger-vsock-agent"), "%s", out);
+    ck_assert_msg(strstr(out, "::ctrlaltdel:/sbin/reboot"), "%s", out);
+    free(out);
+    cJSON_Delete(warnings);
     image_record_free(img);
     free(tar);
 }
@@ -580,6 +639,7 @@ static Suite *images_suite(void)
     tcase_add_test(tc, import_rejects_escaping_hardlink);
     tcase_add_test(tc, import_rejects_garbage);
     tcase_add_test(tc, import_makes_checked_ext4_with_agent);
+    tcase_add_test(tc, import_without_sshd_warns);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pull");

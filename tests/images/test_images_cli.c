@@ -84,6 +84,10 @@ START_TEST(test_import_registers_image)
     int status = e2e_cli(&T, &out, &err, import);
     ck_assert_msg(status == 0, "image import: exit %d; stderr: %s", status, err);
     ck_assert_msg(strstr(out, "imported") != NULL, "stdout: %s", out);
+    /* No sshd and no init banger knows: said, not silently accepted. */
+    ck_assert_msg(strstr(err, "warning: the image has no sshd"), "stderr: %s", err);
+    ck_assert_msg(strstr(err, "warning: the image has neither systemd nor busybox init"),
+                  "stderr: %s", err);
     free(out);
     free(err);
     ck_assert(ic_listed("imported"));
