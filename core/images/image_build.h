@@ -18,9 +18,10 @@
 /* manifest.json's boot.min_firecracker for the default image. */
 #define IMAGES_BUILD_MIN_FIRECRACKER "1.8.0"
 /* Packages on top of --variant=minbase. udev: without it systemd waits in
- * vain for dev-ttyS0.device and the serial console never gets a getty. */
+ * vain for dev-ttyS0.device and the serial console never gets a getty.
+ * make: `banger vm run REPO -- make test` is what a sandbox is for. */
 #define IMAGES_BUILD_PACKAGES \
-    "systemd-sysv,udev,openssh-server,iproute2,dbus,procps,ca-certificates"
+    "systemd-sysv,udev,openssh-server,iproute2,dbus,procps,ca-certificates,make"
 
 struct images_build_params {
     const char *name;             /* NULL: "default" */
