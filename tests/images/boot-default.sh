@@ -18,8 +18,8 @@
 # down cleanly and ends the VMM. Durations are printed, never asserted.
 # BOOT_LOG=path keeps the serial console logs.
 #
-# The build takes minutes, so it is cached in $BOOT_CACHE_DIR/<kernel
-# version>/ and rebuilt when the agent or the build code is newer.
+# The build takes a minute, so tests/images/image-cache.sh caches it by a
+# hash of its sources ($BANGER_TEST_CACHE, else $BOOT_CACHE_DIR).
 # Without a mirror, qemu or a kernel: SKIP (77), or FAIL when CI=true.
 # BOOT_MIRROR overrides the mirror (e.g. to try the skip path).
 set -u
@@ -73,30 +73,14 @@ done
 ver=$("$builder" kernel-version) || unavailable "no Debian kernel (/boot/vmlinuz-* with /lib/modules)"
 
 tmp=$(mktemp -d /tmp/banger-boot-XXXXXX) || exit 1
-cache=$cache_root/$ver
-if [ -s "$cache/rootfs.ext4" ] && [ -s "$cache/vmlinux" ] && [ -s "$cache/initrd.img" ] &&
-   [ -s "$cache/manifest.json" ] &&
-   ! [ "$agent" -nt "$cache/rootfs.ext4" ] && ! [ "$builder" -nt "$cache/rootfs.ext4" ]; then
-    say "using the cached build in $cache"
-else
-    say "building the default image for kernel $ver (a few minutes) ..."
-    mkdir -p "$cache_root" || exit 1
-    rm -rf "$cache"
-    building=$cache.new
-    rm -rf "$building"
-    start=$(date +%s)
-    "$builder" build "$building" ${BOOT_MIRROR:+"$BOOT_MIRROR"}
-    rc=$?
-    if [ "$rc" = 3 ]; then
-        unavailable "debootstrap could not build the root file system (is the mirror reachable?)"
-    elif [ "$rc" != 0 ]; then
-        say "FAIL: building the default image failed (status $rc)"
-        exit 1
-    fi
-    mv "$building" "$cache" || exit 1
-    building=
-    say "built in $(($(date +%s) - start)) s"
-fi
+# Built once per set of sources and shared with the real-guest tier.
+cache=$(sh "$(dirname "$0")/image-cache.sh")
+case $? in
+0) ;;
+3) unavailable "debootstrap could not build the root file system (is the mirror reachable?)" ;;
+77) unavailable "no Debian kernel (/boot/vmlinuz-* with /lib/modules)" ;;
+*) say "FAIL: building the default image failed"; exit 1 ;;
+esac
 
 # The daemon refuses this kernel on a Firecracker without ACPI device discovery.
 tr -d ' \t\n' <"$cache/manifest.json" |

@@ -131,7 +131,7 @@ chmod 0755 "$tmp"
 
 rg_setup() {
 # ---- the image ----------------------------------------------------------------
-image=$(sh "$rg_here/image-cache.sh")
+image=$(sh "$rg_here/../images/image-cache.sh")
 rc=$?
 case $rc in
 0) ;;

@@ -21,7 +21,8 @@ key=$( (echo "$ver"; cat "$srcdir"/core/images/*.[ch] "$srcdir"/agent/*.[ch] \
         "$srcdir"/agent/banger-vsock-agent.service "$srcdir"/agent/banger-vsock-agent.init) |
        sha256sum | cut -c1-16)
 cache=$cache_root/default-$key
-if [ -s "$cache/rootfs.ext4" ] && [ -s "$cache/vmlinux" ] && [ -s "$cache/initrd.img" ]; then
+if [ -s "$cache/rootfs.ext4" ] && [ -s "$cache/vmlinux" ] && [ -s "$cache/initrd.img" ] &&
+   [ -s "$cache/manifest.json" ]; then
     say "using the cached default image in $cache"
     echo "$cache"
     exit 0
