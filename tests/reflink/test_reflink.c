@@ -213,7 +213,7 @@ START_TEST(xfs_clone_takes_no_space)
 {
     struct rt t;
     char dst[700], why[256];
-    struct reflink_copy_stats stats;
+    struct bg_copy_stats stats;
     unsigned long long used_before, used_after;
 
     rt_setup(&t, "xfs", NULL);
@@ -225,7 +225,7 @@ START_TEST(xfs_clone_takes_no_space)
         used_before = strtoull(strchr(out, '\n') + 1, NULL, 10);
         free(out);
     }
-    ck_assert_msg(reflink_copy_file(t.image, dst, false, &stats, why, sizeof(why)) == 0, "%s",
+    ck_assert_msg(bg_copy_file(t.image, dst, 0600, false, &stats, why, sizeof(why)) == 0, "%s",
                   why);
     ck_assert(stats.cloned);
     ck_assert_uint_eq(stats.bytes_copied, 0);
