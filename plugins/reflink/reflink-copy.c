@@ -65,38 +65,3 @@ cleanup:
     }
     return r;
 }
-
-int reflink_check_ext4(const char *path, uint64_t *size_out, char *why, size_t why_len)
-{
-    unsigned char magic[2];
-    struct stat st;
-    int fd, r = 0;
-
-    if (!path || !path[0]) {
-        snprintf(why, why_len, "the VM's image has no root filesystem path");
-        return -EINVAL;
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        r = -errno;
-        snprintf(why, why_len, "image %s: %s", path, r == -ENOENT ? "missing" : strerror(-r));
-        return r;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, why_len, "image %s: not a regular file", path);
-        r = -EINVAL;
-        goto cleanup;
-    }
-    /* The ext2/3/4 superblock magic 0xEF53 sits at byte 1080. */
-    if (pread(fd, magic, sizeof(magic), 1080) != (ssize_t)sizeof(magic) || magic[0] != 0x53 ||
-        magic[1] != 0xEF) {
-        snprintf(why, why_len, "image %s: not an ext4 filesystem", path);
-        r = -EINVAL;
-        goto cleanup;
-    }
-    if (size_out)
-        *size_out = (uint64_t)st.st_size;
-cleanup:
-    close(fd);
-    return r;
-}

@@ -8,15 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/file_copy.h" /* bg_copy_file: the copy itself */
+#include "util/ext4_check.h" /* bg_check_ext4_image */
+#include "util/file_copy.h"  /* bg_copy_file: the copy itself */
 
 /* Can the filesystem holding directory `dir` clone files? 1 yes, 0 no,
  * negative errno when the probe itself failed (why says). Makes and removes
  * two small temporary files in `dir`. */
 int reflink_probe_dir(const char *dir, char *why, size_t why_len);
-
-/* 0 when `path` is a regular file holding an ext2/3/4 superblock; its size
- * in *size_out. */
-int reflink_check_ext4(const char *path, uint64_t *size_out, char *why, size_t why_len);
 
 #endif

@@ -155,7 +155,7 @@ static int reflink_start(void *state, struct banger_vm *vm, enum banger_phase ph
     r = reflink_paths(st, vm, root, partial, err);
     if (r < 0)
         return r;
-    r = reflink_check_ext4(info->rootfs_path, NULL, why, sizeof(why));
+    r = bg_check_ext4_image(info->rootfs_path, NULL, why, sizeof(why));
     if (r < 0)
         return host->fail(err, r, "%s", why);
     if (stat(root, &sb) == 0) {
