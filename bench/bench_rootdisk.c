@@ -11,11 +11,8 @@
  * from the same image all day. */
 #include "config.h"
 
-#include "config/config.h"
-#include "host/host.h"
-#include "host/vm.h"
-#include "loader/loader.h"
-#include "runner/runner.h"
+#include "bench_util.h"
+
 #include "util/log.h"
 
 #include <errno.h>
@@ -26,43 +23,12 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BENCH_RUNS 9
 #define BENCH_IMAGE_SIZE (512ull << 20)
 #define BENCH_IMAGE_DATA_MIB 200u
 #define BENCH_FS_SIZE (2ull << 30)
-
-static double bench_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int bench_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double bench_median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), bench_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int bench_run(const char *const *argv)
-{
-    const struct banger_run_opts opts = {.struct_size = sizeof(opts), .timeout_ms = 900000};
-    struct banger_error e = {0};
-    int r = runner_run(argv, &opts, NULL, &e);
-
-    if (r < 0)
-        fprintf(stderr, "%s failed: %s\n", argv[0], bg_error_text(&e));
-    return r < 0 ? -1 : 0;
-}
 
 static int bench_sized_file(const char *path, uint64_t bytes)
 {
@@ -101,12 +67,12 @@ static int bench_make_image(const char *dir, const char *image)
         goto cleanup;
     {
         const char *argv[] = {"mkfs.ext4", "-q", "-F", "-d", files, image, NULL};
-        r = bench_run(argv);
+        r = bench_run(argv, NULL);
     }
 cleanup:
     {
         const char *argv[] = {"rm", "-rf", files, NULL};
-        bench_run(argv);
+        bench_run(argv, NULL);
     }
     return r;
 }
@@ -125,9 +91,7 @@ static void bench_fs(const char *top, const char *fstype, struct bench_result *m
     char dir[600], backing[700], mnt[700], image[800], state[800], copy[800];
     double ms[BENCH_RUNS], cp_ms[BENCH_RUNS];
     struct banger_error e = {0};
-    struct bg_config *cfg = NULL;
-    struct banger_vm *vm = NULL;
-    struct bg_plugin p = {0};
+    struct bench_module m = {0};
     bool mounted = false;
 
     snprintf(dir, sizeof(dir), "%s/%s", top, fstype);
@@ -147,7 +111,7 @@ static void bench_fs(const char *top, const char *fstype, struct bench_result *m
                                   : strcmp(fstype, "btrfs") == 0 ? btrfs
                                                                  : ext4;
         const char *mount_argv[] = {"mount", "-t", fstype, "-o", "loop", backing, mnt, NULL};
-        if (bench_run(mkfs) < 0 || bench_run(mount_argv) < 0)
+        if (bench_run(mkfs, NULL) < 0 || bench_run(mount_argv, NULL) < 0)
             goto cleanup;
         mounted = true;
     }
@@ -155,31 +119,18 @@ static void bench_fs(const char *top, const char *fstype, struct bench_result *m
         goto cleanup;
     sync();
 
-    if (config_load_string("plugins = (\"reflink\");", "bench.conf", &cfg, &e) < 0)
+    if (bench_module_open(&m, "reflink", "plugins = (\"reflink\");", "00000000be0f", state,
+                          image, &e) < 0)
         goto fail;
-    config_set_current(cfg);
-    if (loader_open(BUILDDIR "/plugins/reflink/.libs", "reflink", false, &p, &e) < 0 ||
-        p.cap->init(bg_host_api(), config_group(cfg, "reflink"), &p.state, &e) < 0)
-        goto fail;
-    p.inited = true;
-    {
-        struct banger_vm_info info = {
-            .struct_size = sizeof(info), .id = "00000000be0f", .name = "bench",
-            .ip = "172.29.0.2", .mac = "06:00:ac:1d:00:02", .gateway = "172.29.0.1",
-            .prefix_len = 24, .cid = 3, .state_dir = state, .runtime_dir = state,
-            .rootfs_path = image, .bridge = "br-banger",
-        };
-        if (bg_vm_new(&info, &vm, &e) < 0)
-            goto fail;
-    }
     /* A first start makes the root; destroy (VM deleted) removes it. On
      * ext4 the cp baseline runs in the same iterations, alternating, so
      * both see the same writeback state of the loop device's backing file. */
     for (int i = -1; i < BENCH_RUNS; i++) {
         double t0 = bench_now_ms();
-        bg_vm_contrib_reset(vm);
-        if (p.cap->start(p.state, vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
-            p.cap->stop(p.state, vm, &e) < 0 || p.cap->destroy(p.state, vm, &e) < 0)
+        bg_vm_contrib_reset(m.vm);
+        if (m.plugin.cap->start(m.plugin.state, m.vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
+            m.plugin.cap->stop(m.plugin.state, m.vm, &e) < 0 ||
+            m.plugin.cap->destroy(m.plugin.state, m.vm, &e) < 0)
             goto fail;
         if (i >= 0)
             ms[i] = bench_now_ms() - t0;
@@ -188,7 +139,7 @@ static void bench_fs(const char *top, const char *fstype, struct bench_result *m
             int fd;
 
             t0 = bench_now_ms();
-            if (bench_run(argv) < 0)
+            if (bench_run(argv, NULL) < 0)
                 goto cleanup;
             /* the module fsyncs its copy; so does this baseline */
             fd = open(copy, O_RDONLY | O_CLOEXEC);
@@ -211,13 +162,7 @@ static void bench_fs(const char *top, const char *fstype, struct bench_result *m
 fail:
     fprintf(stderr, "bench_rootdisk (%s): %s\n", fstype, bg_error_text(&e));
 cleanup:
-    bg_vm_free(vm);
-    if (p.inited && p.cap->fini)
-        p.cap->fini(p.state);
-    if (p.dl)
-        loader_close(&p);
-    config_set_current(NULL);
-    config_free(cfg);
+    bench_module_close(&m);
     if (mounted && umount2(mnt, 0) < 0)
         perror("umount");
     unlink(backing);

@@ -6,11 +6,8 @@
  * ratios; never a pass/fail. */
 #include "config.h"
 
-#include "config/config.h"
-#include "host/host.h"
-#include "host/vm.h"
-#include "loader/loader.h"
-#include "runner/runner.h"
+#include "bench_util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,50 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BENCH_RUNS 15
 /* Copying 1 GiB under emulation takes a minute or more: one run. */
 #define BENCH_COPY_RUNS 1
 #define BENCH_IMAGE_SIZE (1ull << 30)
-
-static double bench_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int bench_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double bench_median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), bench_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Run argv; returns 0 or -1 (and says why). stdout in *out when asked. */
-static int bench_run(const char *const *argv, char **out)
-{
-    const struct banger_run_opts opts = {.struct_size = sizeof(opts), .timeout_ms = 900000};
-    struct banger_run_result res = {.struct_size = sizeof(res)};
-    struct banger_error e = {0};
-    int r = runner_run(argv, &opts, &res, &e);
-
-    if (r < 0)
-        fprintf(stderr, "%s failed: %s\n", argv[0], bg_error_text(&e));
-    if (out && r == 0) {
-        *out = strdup(res.out ? res.out : "");
-        (*out)[strcspn(*out, "\n")] = '\0';
-    }
-    runner_result_clear(&res);
-    return r < 0 ? -1 : 0;
-}
 
 /* A 1 GiB file with every block written (nothing sparse), ext4 on top. */
 static int bench_make_image(const char *path)
@@ -120,9 +79,7 @@ int main(void)
     double plugin_ms[BENCH_RUNS], cmd_ms[BENCH_RUNS], copy_ms[BENCH_COPY_RUNS];
     char dir[512], image[600], copy[600], cow[600], state[600];
     struct banger_error e = {0};
-    struct bg_config *cfg = NULL;
-    struct banger_vm *vm = NULL;
-    struct bg_plugin p = {0};
+    struct bench_module m = {0};
     int fd, rc = 1;
 
     snprintf(dir, sizeof(dir), "%s/bench-snapshot.XXXXXX", tmp);
@@ -143,34 +100,21 @@ int main(void)
         goto cleanup;
     close(fd);
 
-    if (config_load_string("plugins = (\"snapshot\"); vm_defaults = { disk_size = \"64M\";"
-                           " overlay_size = \"1G\"; };", "bench.conf", &cfg, &e) < 0)
+    if (bench_module_open(&m, "snapshot",
+                          "plugins = (\"snapshot\"); vm_defaults = { disk_size = \"64M\";"
+                          " overlay_size = \"1G\"; };",
+                          "00000000be0c", state, image, &e) < 0)
         goto fail;
-    config_set_current(cfg);
-    if (loader_open(BUILDDIR "/plugins/snapshot/.libs", "snapshot", false, &p, &e) < 0 ||
-        p.cap->init(bg_host_api(), config_group(cfg, "snapshot"), &p.state, &e) < 0)
-        goto fail;
-    p.inited = true;
-    {
-        struct banger_vm_info info = {
-            .struct_size = sizeof(info), .id = "00000000be0c", .name = "bench",
-            .ip = "172.29.0.2", .mac = "06:00:ac:1d:00:02", .gateway = "172.29.0.1",
-            .prefix_len = 24, .cid = 3, .state_dir = state, .runtime_dir = state,
-            .rootfs_path = image, .bridge = "br-banger",
-        };
-        if (bg_vm_new(&info, &vm, &e) < 0)
-            goto fail;
-    }
 
     /* Warm-up (makes the COW file once, like a first start). */
-    if (p.cap->start(p.state, vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
-        p.cap->stop(p.state, vm, &e) < 0)
+    if (m.plugin.cap->start(m.plugin.state, m.vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
+        m.plugin.cap->stop(m.plugin.state, m.vm, &e) < 0)
         goto fail;
     for (int i = 0; i < BENCH_RUNS; i++) {
         double t0 = bench_now_ms();
-        bg_vm_contrib_reset(vm);
-        if (p.cap->start(p.state, vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
-            p.cap->stop(p.state, vm, &e) < 0)
+        bg_vm_contrib_reset(m.vm);
+        if (m.plugin.cap->start(m.plugin.state, m.vm, BANGER_PHASE_BEFORE_LAUNCH, &e) < 0 ||
+            m.plugin.cap->stop(m.plugin.state, m.vm, &e) < 0)
             goto fail;
         plugin_ms[i] = bench_now_ms() - t0;
     }
@@ -209,17 +153,11 @@ int main(void)
 fail:
     fprintf(stderr, "bench_snapshot: %s\n", bg_error_text(&e));
 cleanup:
-    if (vm && p.inited) {
-        p.cap->stop(p.state, vm, &e);
-        p.cap->destroy(p.state, vm, &e);
+    if (m.vm && m.plugin.inited) {
+        m.plugin.cap->stop(m.plugin.state, m.vm, &e);
+        m.plugin.cap->destroy(m.plugin.state, m.vm, &e);
     }
-    bg_vm_free(vm);
-    if (p.inited && p.cap->fini)
-        p.cap->fini(p.state);
-    if (p.dl)
-        loader_close(&p);
-    config_set_current(NULL);
-    config_free(cfg);
+    bench_module_close(&m);
     unlink(image);
     unlink(copy);
     unlink(cow);

@@ -121,19 +121,10 @@ static int vmm_vsock_connect(uint32_t guest_cid, uint32_t port)
 		.svm_cid = guest_cid,
 		.svm_port = port,
 	};
-	int fd;
 
 	if (!vmm_host_has_vhost_vsock())
 		return -ECONNREFUSED;
-	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+	return fcd_stream_connect((struct sockaddr *)&addr, sizeof(addr));
 }
 
 /* QEMU ended after a successful start: the guest reset or powered off (exit 0), like

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -205,6 +206,9 @@ int fcd_args_parse(int argc, char **argv, const struct fcd_args_program *prog);
 /* fcd_util.c */
 void fcd_sleep_ms(long ms);
 int fcd_write_all(int fd, const void *buf, size_t len);
+/* A close-on-exec stream socket of addr's family (AF_UNIX, AF_VSOCK) connected to
+ * addr: an fd or a negative errno. */
+int fcd_stream_connect(const struct sockaddr *addr, socklen_t addr_len);
 bool fcd_id_valid(const char *id);
 bool fcd_instance_id_valid(const char *id);
 void fcd_record(const char *method, const char *path, const char *body, size_t body_len,

@@ -97,19 +97,10 @@ static int fcd_vsock_read_port(int fd, uint32_t *ret_port)
 int fcd_unix_connect(const char *path)
 {
 	struct sockaddr_un addr;
-	int fd;
 
 	if (!path || fcd_vsock_unix_addr(path, &addr) < 0)
 		return -ECONNREFUSED;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+	return fcd_stream_connect((struct sockaddr *)&addr, sizeof(addr));
 }
 
 static void *fcd_vsock_connection(void *arg)

@@ -2,6 +2,7 @@
 
 #include "images/images.h"
 #include "images/image_stage.h"
+#include "util/file_copy.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -11,11 +12,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdbool.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -73,95 +72,15 @@ int images_check_kernel(const char *path, struct banger_error *err)
     return bg_fail(err, -EINVAL, "kernel %s is not an ELF vmlinux", path);
 }
 
-/* Copy [off, off+len) of in to the same offsets of out: in the kernel where
- * it can (copy_file_range refuses some pairs of file systems with EXDEV),
- * else through a buffer. */
-static int images_copy_range(int in, int out, off_t off, off_t len, bool *kernel_copy)
-{
-    static __thread char buf[1 << 16];
-    while (len > 0) {
-        ssize_t c;
-        if (*kernel_copy) {
-            loff_t src = off, dst = off;
-            c = copy_file_range(in, &src, out, &dst, (size_t)len, 0);
-            if (c < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS ||
-                          errno == EINVAL)) {
-                *kernel_copy = false;
-                continue;
-            }
-        } else {
-            c = pread(in, buf, (size_t)(len < (off_t)sizeof(buf) ? len : (off_t)sizeof(buf)),
-                      off);
-            if (c > 0) {
-                for (ssize_t done = 0; done < c;) {
-                    ssize_t w = pwrite(out, buf + done, (size_t)(c - done), off + done);
-                    if (w < 0 && errno == EINTR)
-                        continue;
-                    if (w <= 0)
-                        return w < 0 ? -errno : -EIO;
-                    done += w;
-                }
-            }
-        }
-        if (c < 0 && errno == EINTR)
-            continue;
-        if (c <= 0)
-            return c < 0 ? -errno : -EIO;
-        off += c;
-        len -= c;
-    }
-    return 0;
-}
-
 /* Copy `from` into `to`: a reflink where the filesystem allows, else a copy
  * of the data extents only, so a sparse image stays sparse. */
 int images_copy_file(const char *from, const char *to, struct banger_error *err)
 {
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return bg_fail_errno(err, -errno, "open %s", from);
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int r = 0;
-    if (out < 0) {
-        r = bg_fail_errno(err, -errno, "create %s", to);
-        close(in);
-        return r;
-    }
-    if (ioctl(out, FICLONE, in) < 0) {
-        struct stat st;
-        bool kernel_copy = true;
-        if (fstat(in, &st) < 0) {
-            r = bg_fail_errno(err, -errno, "stat %s", from);
-            goto done;
-        }
-        for (off_t data = 0; data < st.st_size;) {
-            data = lseek(in, data, SEEK_DATA);
-            if (data < 0 && errno == ENXIO)
-                break; /* only a hole from here on */
-            off_t hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
-            if (data < 0 || hole < 0) {
-                r = bg_fail_errno(err, -errno, "find the data in %s", from);
-                goto done;
-            }
-            r = images_copy_range(in, out, data, hole - data, &kernel_copy);
-            if (r < 0) {
-                bg_fail_errno(err, r, "copy %s to %s", from, to);
-                goto done;
-            }
-            data = hole;
-        }
-        if (ftruncate(out, st.st_size) < 0) {
-            r = bg_fail_errno(err, -errno, "size %s", to);
-            goto done;
-        }
-    }
-    if (fsync(out) < 0)
-        r = bg_fail_errno(err, -errno, "fsync %s", to);
-done:
-    close(in);
-    if (close(out) < 0 && r == 0)
-        r = bg_fail_errno(err, -errno, "close %s", to);
-    return r;
+    char why[BANGER_ERROR_MSG_MAX];
+    int r = bg_copy_file(from, to, 0644, true, NULL, why, sizeof(why));
+    if (r < 0)
+        return bg_fail(err, r, "copy %s to %s: %s", from, to, why);
+    return 0;
 }
 
 int images_register(struct store *store, const char *images_dir,

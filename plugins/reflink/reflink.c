@@ -102,7 +102,7 @@ static int reflink_make_root(struct reflink_state *st, struct banger_vm *vm, con
                              const char *root, const char *partial, struct banger_error *err)
 {
     const struct banger_host_api *host = st->host;
-    struct reflink_copy_stats stats;
+    struct bg_copy_stats stats;
     char why[512] = "";
     int r;
 
@@ -111,7 +111,7 @@ static int reflink_make_root(struct reflink_state *st, struct banger_vm *vm, con
         return r;
     if (unlink(partial) < 0 && errno != ENOENT)
         return host->fail(err, -errno, "%s: %s", partial, strerror(errno));
-    r = reflink_copy_file(image, partial, !st->require_reflink, &stats, why, sizeof(why));
+    r = bg_copy_file(image, partial, 0600, !st->require_reflink, &stats, why, sizeof(why));
     if (r == -EOPNOTSUPP)
         return host->fail(err, r, "%s; require_reflink is set, so no full copy is made", why);
     if (r < 0)
@@ -155,7 +155,7 @@ static int reflink_start(void *state, struct banger_vm *vm, enum banger_phase ph
     r = reflink_paths(st, vm, root, partial, err);
     if (r < 0)
         return r;
-    r = reflink_check_ext4(info->rootfs_path, NULL, why, sizeof(why));
+    r = bg_check_ext4_image(info->rootfs_path, NULL, why, sizeof(why));
     if (r < 0)
         return host->fail(err, r, "%s", why);
     if (stat(root, &sb) == 0) {

@@ -1,13 +1,11 @@
 #include "config.h"
 
 #include "snap-util.h"
+#include "util/ext4_check.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 int snap_dm_name(const char *vm_id, char *out, size_t out_len)
 {
@@ -28,46 +26,20 @@ int snap_is_own_dm_name(const char *name)
 
 int snap_check_ext4(const char *path, uint64_t *size_out, char *why, size_t why_len)
 {
-    unsigned char magic[2];
-    struct stat st;
-    int fd, r = 0;
-    ssize_t n;
+    uint64_t size;
+    int r = bg_check_ext4_image(path, &size, why, why_len);
 
-    if (!path || !path[0]) {
-        snprintf(why, why_len, "the VM's image has no root filesystem path");
+    if (r < 0)
+        return r;
+    /* The snapshot target maps whole 512-byte sectors of the image. */
+    if (size % 512 != 0) {
+        snprintf(why, why_len, "image %s: size %llu is not a multiple of 512 bytes", path,
+                 (unsigned long long)size);
         return -EINVAL;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        r = -errno;
-        snprintf(why, why_len, "image %s: %s", path,
-                 r == -ENOENT ? "missing" : strerror(-r));
-        return r;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, why_len, "image %s: not a regular file", path);
-        r = -EINVAL;
-        goto cleanup;
-    }
-    n = pread(fd, magic, sizeof(magic), 1080);
-    if (n != (ssize_t)sizeof(magic) || magic[0] != 0x53 || magic[1] != 0xEF) {
-        snprintf(why, why_len,
-                 "image %s: not an ext4 filesystem (no superblock magic 0xEF53 at byte 1080)",
-                 path);
-        r = -EINVAL;
-        goto cleanup;
-    }
-    if (st.st_size % 512 != 0) {
-        snprintf(why, why_len, "image %s: size %lld is not a multiple of 512 bytes", path,
-                 (long long)st.st_size);
-        r = -EINVAL;
-        goto cleanup;
-    }
     if (size_out)
-        *size_out = (uint64_t)st.st_size;
-cleanup:
-    close(fd);
-    return r;
+        *size_out = size;
+    return 0;
 }
 
 unsigned snap_backoff_ms(unsigned attempt)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "disk_test_util.h" /* dtu_file_hash, dtu_exists */
 #include "host/vm.h"
 #include "loader/loader.h"
 
@@ -25,9 +26,6 @@ void kt_env_free(struct kt_env *env);
 struct banger_vm *kt_vm(struct kt_env *env, const char *id);
 /* Run argv; returns exit status (or -1) and captured stdout in *out (may be NULL). */
 int kt_run(const char *const *argv, char **out);
-/* FNV-1a 64 of a whole file. */
-uint64_t kt_file_hash(const char *path);
-bool kt_exists(const char *path);
 /* Number of loop devices bound to any file (guest) or to a file under
  * `under` (host). */
 size_t kt_bound_loops(const char *under);

@@ -57,7 +57,7 @@ static void assert_nothing_left(struct banger_vm *vm)
     snprintf(name, sizeof(name), "banger-%s", vm->info.id);
     dm_path(vm, node, sizeof(node));
     ck_assert_int_eq(snap_dm_exists(name), 0);
-    ck_assert_msg(!kt_exists(node), "%s still exists", node);
+    ck_assert_msg(!dtu_exists(node), "%s still exists", node);
     ck_assert_uint_eq(kt_bound_loops(env.dir), 0);
     ck_assert_uint_eq(bg_vm_handle_count(vm), 0);
 }
@@ -78,7 +78,7 @@ START_TEST(writes_land_in_cow_base_untouched)
 {
     struct banger_error e = {0};
     struct banger_vm *vm = kt_vm(&env, "00000000000a");
-    uint64_t before = kt_file_hash(env.image);
+    uint64_t before = dtu_file_hash(env.image);
     char node[96], cow[700], src[700], req[800], *out = NULL;
     struct stat st0, st1;
 
@@ -121,14 +121,14 @@ START_TEST(writes_land_in_cow_base_untouched)
 
     ck_assert_int_eq(stat(cow, &st1), 0);
     ck_assert_int_gt(st1.st_blocks * 512, (long long)(2 << 20));
-    ck_assert_uint_eq(kt_file_hash(env.image), before);
+    ck_assert_uint_eq(dtu_file_hash(env.image), before);
 
     ck_assert_msg(stop_vm(vm, &e) == 0, "%s", e.msg);
     assert_nothing_left(vm);
-    ck_assert_uint_eq(kt_file_hash(env.image), before);
-    ck_assert(kt_exists(cow));
+    ck_assert_uint_eq(dtu_file_hash(env.image), before);
+    ck_assert(dtu_exists(cow));
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
-    ck_assert(!kt_exists(cow));
+    ck_assert(!dtu_exists(cow));
     bg_vm_free(vm);
 }
 END_TEST
@@ -165,7 +165,7 @@ START_TEST(persists_across_stop_start)
     ck_assert_int_eq(stop_vm(vm, &e), 0);
     assert_nothing_left(vm);
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
-    ck_assert(!kt_exists(cow));
+    ck_assert(!dtu_exists(cow));
     bg_vm_free(vm);
 }
 END_TEST
@@ -292,7 +292,7 @@ START_TEST(busy_device_never_released)
     ck_assert_ptr_nonnull(strstr(e.msg, node + strlen("/dev/mapper/")));
     /* every handle kept, the device still there */
     ck_assert_uint_eq(bg_vm_handle_count(vm), 3);
-    ck_assert(kt_exists(node));
+    ck_assert(dtu_exists(node));
     release(pid, rel);
     ck_assert_msg(stop_vm(vm, &e) == 0, "%s", e.msg);
     assert_nothing_left(vm);
@@ -333,7 +333,7 @@ START_TEST(concurrent_starts_do_not_race)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     for (int i = 0; i < N_PARALLEL; i++) {
         ck_assert_msg(jobs[i].r == 0, "vm %d: %s", i, jobs[i].e.msg);
-        ck_assert(kt_exists(jobs[i].vm->contrib.drives[0].path_on_host));
+        ck_assert(dtu_exists(jobs[i].vm->contrib.drives[0].path_on_host));
         for (int k = 0; k < i; k++) {
             ck_assert_str_ne(jobs[i].vm->contrib.drives[0].path_on_host,
                              jobs[k].vm->contrib.drives[0].path_on_host);
@@ -370,7 +370,7 @@ START_TEST(reconcile_reaps_orphans)
 
     ck_assert_msg(env.plugin.cap->reconcile(env.plugin.state, &live, 1, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(snap_dm_exists("banger-0000000000ff"), 0);
-    ck_assert(!kt_exists("/dev/mapper/banger-0000000000ff"));
+    ck_assert(!dtu_exists("/dev/mapper/banger-0000000000ff"));
     ck_assert_int_eq(snap_dm_exists("banger-00000000000f"), 1);
     ck_assert_uint_eq(kt_bound_loops(env.dir), 2);
     ck_assert_int_eq(snap_dm_list("banger-", &names, why, sizeof(why)), 0);

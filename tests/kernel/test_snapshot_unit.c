@@ -161,7 +161,7 @@ START_TEST(start_errors_name_the_cause)
 
     /* Where the kernel has no device-mapper (this host), say so and leave
      * nothing behind. */
-    if (!kt_exists("/dev/mapper/control")) {
+    if (!dtu_exists("/dev/mapper/control")) {
         free((char *)vm->info.rootfs_path);
         vm->info.rootfs_path = strdup(env.image);
         bg_error_clear(&e);
@@ -203,7 +203,7 @@ START_TEST(destroy_removes_files)
     snprintf(cow, sizeof(cow), "%s/overlay.cow", vm->info.state_dir);
     close(open(cow, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
-    ck_assert(!kt_exists(cow));
+    ck_assert(!dtu_exists(cow));
     ck_assert_int_eq(env.plugin.cap->destroy(env.plugin.state, vm, &e), 0);
     bg_vm_free(vm);
     kt_env_free(&env);

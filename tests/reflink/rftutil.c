@@ -57,27 +57,6 @@ int rft_run(const char *const *argv, char **out)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-uint64_t rft_file_hash(const char *path)
-{
-    uint64_t h = 1469598103934665603ull;
-    unsigned char buf[65536];
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    ck_assert_int_ge(fd, 0);
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        for (ssize_t i = 0; i < n; i++)
-            h = (h ^ buf[i]) * 1099511628211ull;
-    close(fd);
-    return h;
-}
-
-bool rft_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
 uint64_t rft_allocated(const char *path)
 {
     struct stat st;

@@ -8,13 +8,12 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "disk_test_util.h" /* dtu_file_hash, dtu_exists */
 #include "host/vm.h"
 #include "loader/loader.h"
 
 /* Run argv; exit status (or -1), stdout in *out when out is given. */
 int rft_run(const char *const *argv, char **out);
-uint64_t rft_file_hash(const char *path);
-bool rft_exists(const char *path);
 /* Bytes allocated on disk for `path`. */
 uint64_t rft_allocated(const char *path);
 

@@ -124,7 +124,7 @@ static void lifecycle(const char *fstype, bool expect_clone)
     rt_setup(&t, fstype, NULL);
     snprintf(logf, sizeof(logf), "%s/daemon.log", t.fs.dir);
     rft_capture_stderr(logf);
-    image_hash = rft_file_hash(t.image);
+    image_hash = dtu_file_hash(t.image);
     vm = rft_vm(t.vms, "0123456789ab", t.image);
     snprintf(root, sizeof(root), "%s/root.ext4", vm->info.state_dir);
 
@@ -140,7 +140,7 @@ static void lifecycle(const char *fstype, bool expect_clone)
     /* same bytes, same size */
     ck_assert_int_eq(stat(root, &s0), 0);
     ck_assert_int_eq(s0.st_size, (off_t)IMAGE_BYTES);
-    ck_assert_uint_eq(rft_file_hash(root), image_hash);
+    ck_assert_uint_eq(dtu_file_hash(root), image_hash);
     log = rft_captured();
     if (expect_clone) {
         ck_assert_msg(all_extents_shared(root, &extents), "%s: copy has unshared extents",
@@ -160,17 +160,17 @@ static void lifecycle(const char *fstype, bool expect_clone)
     /* the guest writes into its root: the image never changes */
     write_into(root, 1 << 20, "written by the guest");
     write_into(root, 40 << 20, "and more");
-    ck_assert_uint_eq(rft_file_hash(t.image), image_hash);
-    ck_assert_uint_ne(rft_file_hash(root), image_hash);
+    ck_assert_uint_eq(dtu_file_hash(t.image), image_hash);
+    ck_assert_uint_ne(dtu_file_hash(root), image_hash);
 
     /* stop: idempotent; the root is kept and reused on the next start */
     ck_assert_int_eq(rt_stop(&t, vm, &e), 0);
     ck_assert_int_eq(rt_stop(&t, vm, &e), 0);
-    ck_assert(rft_exists(root));
+    ck_assert(dtu_exists(root));
     ck_assert_msg(rt_start(&t, vm, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(stat(root, &s1), 0);
     ck_assert_uint_eq(s0.st_ino, s1.st_ino);
-    ck_assert_uint_ne(rft_file_hash(root), image_hash);
+    ck_assert_uint_ne(dtu_file_hash(root), image_hash);
     {
         char *out = NULL;
         const char *argv[] = {"e2fsck", "-n", "-f", t.image, NULL};
@@ -183,9 +183,9 @@ static void lifecycle(const char *fstype, bool expect_clone)
     vm = rft_vm(t.vms, "0123456789ab", t.image);
     ck_assert_int_eq(rt_stop(&t, vm, &e), 0);
     ck_assert_int_eq(t.mod.plugin.cap->destroy(t.mod.plugin.state, vm, &e), 0);
-    ck_assert(!rft_exists(root));
+    ck_assert(!dtu_exists(root));
     ck_assert_int_eq(t.mod.plugin.cap->destroy(t.mod.plugin.state, vm, &e), 0);
-    ck_assert_uint_eq(rft_file_hash(t.image), image_hash);
+    ck_assert_uint_eq(dtu_file_hash(t.image), image_hash);
     bg_vm_free(vm);
     rt_teardown(&t);
 }
@@ -213,7 +213,7 @@ START_TEST(xfs_clone_takes_no_space)
 {
     struct rt t;
     char dst[700], why[256];
-    struct reflink_copy_stats stats;
+    struct bg_copy_stats stats;
     unsigned long long used_before, used_after;
 
     rt_setup(&t, "xfs", NULL);
@@ -225,7 +225,7 @@ START_TEST(xfs_clone_takes_no_space)
         used_before = strtoull(strchr(out, '\n') + 1, NULL, 10);
         free(out);
     }
-    ck_assert_msg(reflink_copy_file(t.image, dst, false, &stats, why, sizeof(why)) == 0, "%s",
+    ck_assert_msg(bg_copy_file(t.image, dst, 0600, false, &stats, why, sizeof(why)) == 0, "%s",
                   why);
     ck_assert(stats.cloned);
     ck_assert_uint_eq(stats.bytes_copied, 0);
@@ -257,9 +257,9 @@ START_TEST(require_reflink_refuses_the_slow_copy)
     ck_assert_int_eq(rt_start(&t, vm, &e), -EOPNOTSUPP);
     ck_assert_msg(strstr(e.msg, "require_reflink") && strstr(e.msg, "cannot clone"), "%s", e.msg);
     snprintf(root, sizeof(root), "%s/root.ext4", vm->info.state_dir);
-    ck_assert(!rft_exists(root));
+    ck_assert(!dtu_exists(root));
     strcat(root, ".tmp");
-    ck_assert(!rft_exists(root));
+    ck_assert(!dtu_exists(root));
     ck_assert_uint_eq(bg_vm_handle_count(vm), 0);
     bg_vm_free(vm);
     rt_teardown(&t);
@@ -280,7 +280,7 @@ static void fault_rolls_back(const char *fstype, const char *point)
     int r;
 
     rt_setup(&t, fstype, NULL);
-    image_hash = rft_file_hash(t.image);
+    image_hash = dtu_file_hash(t.image);
     vm = rft_vm(t.vms, "00000000000f", t.image);
     snprintf(root, sizeof(root), "%s/root.ext4", vm->info.state_dir);
     snprintf(partial, sizeof(partial), "%s.tmp", root);
@@ -290,21 +290,21 @@ static void fault_rolls_back(const char *fstype, const char *point)
     ck_assert_int_eq(r, -EIO);
     snprintf(want, sizeof(want), "injected fault at %s", point);
     ck_assert_msg(strstr(e.msg, want) != NULL, "%s", e.msg);
-    ck_assert(!rft_exists(root));
-    ck_assert(!rft_exists(partial));
+    ck_assert(!dtu_exists(root));
+    ck_assert(!dtu_exists(partial));
     ck_assert_uint_eq(bg_vm_handle_count(vm), 0);
-    ck_assert_uint_eq(rft_file_hash(t.image), image_hash);
+    ck_assert_uint_eq(dtu_file_hash(t.image), image_hash);
 
     ck_assert_msg(rt_start(&t, vm, &e) == 0, "%s", e.msg);
-    ck_assert(rft_exists(root));
+    ck_assert(dtu_exists(root));
     /* a fault on a later start never removes the VM's existing root */
     setenv("BANGER_FAULTS", "reflink.add-drive", 1);
     r = rt_start(&t, vm, &e);
     unsetenv("BANGER_FAULTS");
     ck_assert_int_eq(r, -EIO);
-    ck_assert(rft_exists(root));
+    ck_assert(dtu_exists(root));
     ck_assert_int_eq(t.mod.plugin.cap->destroy(t.mod.plugin.state, vm, &e), 0);
-    ck_assert(!rft_exists(root));
+    ck_assert(!dtu_exists(root));
     bg_vm_free(vm);
     rt_teardown(&t);
 }
@@ -340,7 +340,7 @@ START_TEST(stop_removes_a_crashed_copy_from_handles)
 
     vm = rft_vm(t.vms, "00000000000c", t.image);
     ck_assert_int_eq(rt_stop(&t, vm, &e), 0);
-    ck_assert(!rft_exists(partial));
+    ck_assert(!dtu_exists(partial));
     ck_assert_ptr_null(bg_vm_get_handle(vm, "reflink.partial"));
     ck_assert_int_eq(rt_stop(&t, vm, &e), 0);
 
@@ -348,7 +348,7 @@ START_TEST(stop_removes_a_crashed_copy_from_handles)
     close(open(other, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     ck_assert_int_eq(bg_vm_set_handle(vm, "reflink.partial", other, &e), 0);
     ck_assert_int_eq(rt_stop(&t, vm, &e), -EINVAL);
-    ck_assert(rft_exists(other));
+    ck_assert(dtu_exists(other));
     unlink(other);
     bg_vm_free(vm);
     rt_teardown(&t);
@@ -399,7 +399,7 @@ START_TEST(image_on_another_filesystem_is_copied)
     vm = rft_vm(t.vms, "00000000000x", other);
     ck_assert_msg(rt_start(&t, vm, &e) == 0, "%s", e.msg);
     snprintf(root, sizeof(root), "%s/root.ext4", vm->info.state_dir);
-    ck_assert_uint_eq(rft_file_hash(root), rft_file_hash(other));
+    ck_assert_uint_eq(dtu_file_hash(root), dtu_file_hash(other));
     ck_assert_uint_lt(rft_allocated(root), 16ull << 20);
     ck_assert_int_eq(t.mod.plugin.cap->destroy(t.mod.plugin.state, vm, &e), 0);
     unlink(other);

@@ -133,7 +133,7 @@ START_TEST(ensure_makes_a_labelled_sparse_ext4)
     ck_assert_int_eq(s2.st_size, 96ll << 20);
 
     ck_assert_int_eq(workdisk_remove(path, &e), 0);
-    ck_assert(!rft_exists(path));
+    ck_assert(!dtu_exists(path));
     ck_assert_int_eq(workdisk_remove(path, &e), 0);
 
     /* a failure leaves no file behind */
@@ -171,7 +171,7 @@ START_TEST(launch_step_lifecycle)
 
     ck_assert_int_eq(t.ops.stop(t.ops.ctx, vm, &e), 0);
     ck_assert_int_eq(t.vmm.stops, 1);
-    ck_assert(rft_exists(path));
+    ck_assert(dtu_exists(path));
     bg_vm_contrib_reset(vm);
     ck_assert_int_eq(t.ops.launch(t.ops.ctx, vm, &e), 0);
     ck_assert_int_eq(stat(path, &s2), 0);
@@ -183,13 +183,13 @@ START_TEST(launch_step_lifecycle)
     ck_assert_int_eq(t.ops.launch(t.ops.ctx, vm, &e), -EIO);
     ck_assert_int_eq(t.ops.undo(t.ops.ctx, vm, &e), 0);
     ck_assert_int_eq(t.vmm.undos, 1);
-    ck_assert(rft_exists(path));
+    ck_assert(dtu_exists(path));
 
     {
         struct bg_plugins none = { 0 };
         ck_assert_int_eq(engine_destroy(&none, &t.ops, vm, &e), 0);
     }
-    ck_assert(!rft_exists(path));
+    ck_assert(!dtu_exists(path));
     ck_assert_int_eq(t.ops.destroy(t.ops.ctx, vm, &e), 0);
     bg_vm_free(vm);
     wt_teardown(&t);
@@ -219,8 +219,8 @@ START_TEST(fault_after_each_substep_leaves_nothing)
     ck_assert_msg(strstr(e.msg, want), "%s", e.msg);
     ck_assert_int_eq(t.vmm.launches, 0);
     ck_assert_int_eq(t.ops.undo(t.ops.ctx, vm, &e), 0);
-    ck_assert(!rft_exists(path));
-    ck_assert(!rft_exists(tmp));
+    ck_assert(!dtu_exists(path));
+    ck_assert(!dtu_exists(tmp));
 
     /* next start works; a fault then keeps the existing disk */
     bg_vm_contrib_reset(vm);
@@ -229,7 +229,7 @@ START_TEST(fault_after_each_substep_leaves_nothing)
     setenv("BANGER_FAULTS", "workdisk.add-drive", 1);
     ck_assert_int_eq(t.ops.launch(t.ops.ctx, vm, &e), -EIO);
     unsetenv("BANGER_FAULTS");
-    ck_assert(rft_exists(path));
+    ck_assert(dtu_exists(path));
     bg_vm_free(vm);
     wt_teardown(&t);
 }
