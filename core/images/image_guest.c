@@ -151,18 +151,23 @@ static const char guest_work_unit[] =
     "WantedBy=multi-user.target\n";
 
 /* Debian's ssh.service does not make missing host keys; each VM must have
- * its own (the daemon pins them), so none are in the image. ssh-keygen -A
- * makes only the missing ones: the keys stay on the VM's root disk. */
+ * its own (the daemon pins them), so none are in the image. Only the
+ * ed25519 key, the one banger pins: an RSA key takes seconds to make under
+ * emulation, on every first boot, for nothing. Made once: it stays on the
+ * VM's root disk. */
+#define GUEST_HOSTKEY "/etc/ssh/ssh_host_ed25519_key"
+#define GUEST_HOSTKEY_MAKE "/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f " GUEST_HOSTKEY
 static const char guest_hostkeys_unit[] =
     "[Unit]\n"
-    "Description=banger: this VM's own ssh host keys, made on first boot\n"
+    "Description=banger: this VM's own ssh host key, made on first boot\n"
     "Before=ssh.service sshd.service\n"
     "ConditionPathExists=/usr/bin/ssh-keygen\n"
+    "ConditionPathExists=!" GUEST_HOSTKEY "\n"
     "\n"
     "[Service]\n"
     "Type=oneshot\n"
     "RemainAfterExit=yes\n"
-    "ExecStart=/usr/bin/ssh-keygen -A\n"
+    "ExecStart=" GUEST_HOSTKEY_MAKE "\n"
     "\n"
     "[Install]\n"
     "WantedBy=multi-user.target ssh.service\n";
@@ -175,6 +180,7 @@ static const char guest_sshd_block[] =
     "# banger: root logs in with banger's key only (added by banger)\n"
     "PermitRootLogin prohibit-password\n"
     "PasswordAuthentication no\n"
+    "HostKey " GUEST_HOSTKEY "\n"
     "# end of banger's block\n\n";
 
 /* busybox init: the same start-up without systemd. */
@@ -512,7 +518,8 @@ static int guest_inject_busybox(const char *root, bool sshd, uint64_t *bytes,
 {
     char *old = guest_read_text(root, "etc/inittab");
     char *block = xasprintf("%s%s%s", guest_inittab_lines,
-                            sshd ? "::sysinit:/usr/bin/ssh-keygen -A\n" : "",
+                            sshd ? "::sysinit:/bin/sh -c 'test -s " GUEST_HOSTKEY " || "
+                                   GUEST_HOSTKEY_MAKE "'\n" : "",
                             old && strstr(old, "ctrlaltdel") ? "" :
                             "::ctrlaltdel:/sbin/reboot\n");
     char *text = old ? NULL : xasprintf("%s%s", guest_inittab_default, block);

@@ -565,7 +565,9 @@ START_TEST(guest_systemd_tree_gets_work_disk_sshd_and_shutdown)
     ck_assert(!tree_exists(root, "etc/ssh/ssh_host_rsa_key"));
     char *keys_unit = tree_file(root, "etc/systemd/system/banger-hostkeys.service");
     ck_assert_ptr_nonnull(strstr(keys_unit, "Before=ssh.service"));
-    ck_assert_ptr_nonnull(strstr(keys_unit, "ExecStart=/usr/bin/ssh-keygen -A\n"));
+    ck_assert_ptr_nonnull(strstr(keys_unit, "ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" "
+                                            "-f /etc/ssh/ssh_host_ed25519_key\n"));
+    ck_assert_ptr_nonnull(strstr(keys_unit, "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n"));
     assert_link(root, "etc/systemd/system/multi-user.target.wants/banger-hostkeys.service",
                 "/etc/systemd/system/banger-hostkeys.service");
     assert_link(root, "etc/systemd/system/ssh.service.wants/banger-hostkeys.service",
