@@ -56,7 +56,11 @@ cleanup() {
         kill -9 "$qpid" 2>/dev/null
         wait "$qpid" 2>/dev/null
     fi
-    [ -z "$netns" ] || ip netns delete "$netns" 2>/dev/null
+    if [ -n "$netns" ]; then
+        # Whatever still runs in the test's namespace is the test's.
+        for pid in $(ip netns pids "$netns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        ip netns delete "$netns" 2>/dev/null
+    fi
     [ -z "$BOOT_LOG" ] || [ -z "$tmp" ] || cat "$tmp"/serial-*.log >"$BOOT_LOG" 2>/dev/null
     [ -z "$building" ] || rm -rf "$building"
     [ -z "$tmp" ] || rm -rf "$tmp"
@@ -160,7 +164,10 @@ boot() {
     # pit/pic/rtc on: with microvm's defaults under TCG the kernel finds no
     # timer to calibrate the TSC against and hangs before init. i8042: the
     # keyboard controller Firecracker has too, for Ctrl-Alt-Del.
-    in_ns qemu-system-x86_64 -M microvm,accel=tcg,pit=on,pic=on,rtc=on -cpu max -m 512 -smp 1 \
+    # Not through in_ns: run in the background, a shell function is a subshell
+    # whose pid is not qemu's, and killing it would leave qemu running.
+    ip netns exec "$netns" qemu-system-x86_64 -M microvm,accel=tcg,pit=on,pic=on,rtc=on \
+        -cpu max -m 512 -smp 1 \
         -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
         -qmp "unix:$qmp,server=on,wait=off" -device i8042 \
         -kernel "$cache/vmlinux" -initrd "$cache/initrd.img" \

@@ -63,7 +63,7 @@ die() {
     show_diagnostics
     exit 1
 }
-secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
 
 rg_check_host() {
     [ "$(id -u)" = 0 ] || unavailable "needs root (network namespaces, loop devices, bangerd)"
