@@ -213,7 +213,7 @@ int bg_caller_open(const struct bg_caller *caller, const char *path, int *fd_out
     r = as_caller ? bg_caller_run_as(caller, caller_open_path, &a) : caller_open_path(&a);
     if (r < 0) {
         snprintf(why, why_len, "%s: %s%s", path,
-                 r == -ELOOP ? "is a symbolic link (not followed)" : strerror(-r), who);
+                 r == -ELOOP ? "a symbolic link, which is not followed" : strerror(-r), who);
         goto cleanup;
     }
     if (fstat(a.fd, &st) < 0) {
