@@ -356,7 +356,7 @@ static int method_vm_prune(struct bangerd *d, struct rpc_call *call)
 static int method_image_register(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "rootfs", "kernel", "initrd", NULL };
-    struct images_register_params p = { 0 };
+    struct images_register_params p = { .caller = &call->caller };
     const struct bangerd_string_param strings[] = {
         { "name", true, &p.name }, { "rootfs", true, &p.rootfs }, { "kernel", true, &p.kernel },
         { "initrd", false, &p.initrd }, { NULL, false, NULL }

@@ -15,7 +15,8 @@
 static int method_image_import(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "tar", "kernel", "initrd", NULL };
-    struct images_import_params p = { .progress = bangerd_progress, .progress_ctx = call };
+    struct images_import_params p = { .progress = bangerd_progress, .progress_ctx = call,
+                                       .caller = &call->caller };
     const struct bangerd_string_param strings[] = {
         { "name", true, &p.name }, { "tar", true, &p.tar }, { "kernel", true, &p.kernel },
         { "initrd", false, &p.initrd }, { NULL, false, NULL }
@@ -39,7 +40,8 @@ static int method_image_import(struct bangerd *d, struct rpc_call *call)
 static int method_image_pull(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "source", "name", "sha256", NULL };
-    struct images_pull_params p = { .progress = bangerd_progress, .progress_ctx = call };
+    struct images_pull_params p = { .progress = bangerd_progress, .progress_ctx = call,
+                                     .caller = &call->caller };
     const struct bangerd_string_param strings[] = {
         { "source", true, &p.source }, { "name", false, &p.name }, { "sha256", false, &p.sha256 },
         { NULL, false, NULL }

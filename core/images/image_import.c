@@ -115,6 +115,19 @@ static int import_copy_data(struct archive *in, struct archive *out, const char 
 int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
                         struct banger_error *err)
 {
+    int fd = open(tar, O_RDONLY | O_CLOEXEC);
+    int r;
+
+    if (fd < 0)
+        return bg_fail_errno(err, -errno, "cannot read %s", tar);
+    r = images_extract_tree_fd(fd, tar, root, bytes, err);
+    close(fd);
+    return r;
+}
+
+int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64_t *bytes,
+                           struct banger_error *err)
+{
     struct archive *in = archive_read_new();
     struct archive *out = archive_write_disk_new();
     char *real_root = realpath(root, NULL);
@@ -136,7 +149,7 @@ int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
                                             ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
                                             ARCHIVE_EXTRACT_ACL);
     archive_write_disk_set_standard_lookup(out);
-    if (archive_read_open_filename(in, tar, 1 << 16) != ARCHIVE_OK) {
+    if (archive_read_open_fd(in, tar_fd, 1 << 16) != ARCHIVE_OK) {
         r = bg_fail(err, -EINVAL, "cannot read %s: %s", tar, archive_error_string(in));
         goto cleanup;
     }
@@ -254,26 +267,30 @@ int images_import(struct store *store, const char *images_dir,
     char eb[512] = "";
     struct images_stage st = { 0 };
     char *root = NULL, *rootfs = NULL, *kernel = NULL, *initrd = NULL;
+    int tar_fd = -1, kernel_fd = -1, initrd_fd = -1;
     uint64_t bytes = 0;
     int r;
 
     if (image_name_check(p->name, eb, sizeof(eb)) < 0)
         return bg_fail(err, -EINVAL, "%s", eb);
-    if (!p->tar || p->tar[0] != '/')
-        return bg_fail(err, -EINVAL, "tarball path '%s' must be absolute", p->tar ? p->tar : "");
-    if (access(p->tar, R_OK) < 0)
-        return bg_fail_errno(err, -errno, "tarball %s", p->tar);
-    r = images_check_kernel(p->kernel, err);
-    if (r == 0 && p->initrd && access(p->initrd, R_OK) < 0)
-        r = bg_fail_errno(err, -errno, "initrd %s", p->initrd);
+    /* Opened once each, as the client; read only through these. */
+    r = images_open_source(p->caller, "tarball", p->tar, &tar_fd, err);
+    if (r == 0)
+        r = images_open_source(p->caller, "kernel", p->kernel, &kernel_fd, err);
+    if (r == 0)
+        r = images_check_kernel_fd(kernel_fd, p->kernel, err);
+    if (r == 0 && p->initrd)
+        r = images_open_source(p->caller, "initrd", p->initrd, &initrd_fd, err);
+    if (r == 0 && p->initrd)
+        r = images_check_initrd_fd(initrd_fd, p->initrd, err);
     if (r == 0)
         r = images_name_free(store, p->name, err);
     if (r < 0)
-        return r;
+        goto cleanup;
 
     r = images_stage_open(images_dir, &st, err);
     if (r < 0)
-        return r;
+        goto cleanup;
     root = images_stage_path(&st, "root");
     rootfs = images_stage_path(&st, "rootfs.ext4");
     kernel = images_stage_path(&st, "vmlinux");
@@ -284,14 +301,14 @@ int images_import(struct store *store, const char *images_dir,
     }
     if (p->progress)
         p->progress(p->progress_ctx, "extract");
-    r = images_extract_tree(p->tar, root, &bytes, err);
+    r = images_extract_tree_fd(tar_fd, p->tar, root, &bytes, err);
     if (r == 0)
         r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx,
                                   p->warnings, err);
     if (r == 0)
-        r = images_copy_file(p->kernel, kernel, err);
+        r = images_copy_fd(kernel_fd, p->kernel, kernel, err);
     if (r == 0 && p->initrd)
-        r = images_copy_file(p->initrd, initrd, err);
+        r = images_copy_fd(initrd_fd, p->initrd, initrd, err);
     if (r < 0)
         goto cleanup;
     if (p->progress)
@@ -310,5 +327,11 @@ cleanup:
     free(rootfs);
     free(kernel);
     free(initrd);
+    if (tar_fd >= 0)
+        close(tar_fd);
+    if (kernel_fd >= 0)
+        close(kernel_fd);
+    if (initrd_fd >= 0)
+        close(initrd_fd);
     return r;
 }

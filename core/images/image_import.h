@@ -8,6 +8,7 @@
 
 #include "images/image_stage.h"
 #include "store/store.h"
+#include "util/caller_open.h"
 #include "util/error.h"
 
 struct images_import_params {
@@ -19,6 +20,8 @@ struct images_import_params {
     void *progress_ctx;
     cJSON *warnings;               /* may be NULL; else an array the import appends
                                       warnings to (e.g. "no sshd") */
+    const struct bg_caller *caller; /* tar, kernel and initrd are opened as this
+                                       client; NULL: as the daemon */
 };
 
 int images_import(struct store *store, const char *images_dir,
@@ -32,6 +35,10 @@ int images_import(struct store *store, const char *images_dir,
  * size to *bytes. */
 int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
                         struct banger_error *err);
+/* The same from an open descriptor (read from its current position; left
+ * open); `tar` names it in errors. */
+int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64_t *bytes,
+                           struct banger_error *err);
 
 /* Make an ext4 file `path` from the tree at `root`: a sparse file of
  * max(1 GiB, content x 1.5), then mkfs.ext4 -d. */

@@ -233,7 +233,7 @@ cleanup:
     return r;
 }
 
-static int pull_extract(const char *bundle, const struct images_stage *st,
+static int pull_extract(int bundle_fd, const char *bundle, const struct images_stage *st,
                         char hashes[PULL_MEMBERS][IMAGES_SHA256_HEX], bool have[PULL_MEMBERS],
                         struct banger_error *err)
 {
@@ -242,7 +242,7 @@ static int pull_extract(const char *bundle, const struct images_stage *st,
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
-    if (archive_read_open_filename(a, bundle, 1 << 16) != ARCHIVE_OK) {
+    if (archive_read_open_fd(a, bundle_fd, 1 << 16) != ARCHIVE_OK) {
         r = bg_fail(err, -EINVAL, "bundle %s: %s", bundle, archive_error_string(a));
         goto cleanup;
     }
@@ -341,6 +341,7 @@ static int pull_run(struct store *store, const char *images_dir,
     cJSON *manifest = NULL, *extra = NULL;
     const char *bundle = p->source;
     const char *name = p->name;
+    int bundle_fd = -1;
     int r;
 
     if (name && image_name_check(name, eb, sizeof(eb)) < 0)
@@ -350,13 +351,22 @@ static int pull_run(struct store *store, const char *images_dir,
     if (!pull_is_url(p->source) && p->source[0] != '/')
         return bg_fail(err, -EINVAL, "source '%s' is neither an http(s):// URL nor an absolute "
                        "path", p->source);
+    /* A local bundle is opened once, as the client, and read only through
+     * that descriptor. */
+    if (!pull_is_url(p->source)) {
+        r = images_open_source(p->caller, "bundle", p->source, &bundle_fd, err);
+        if (r < 0)
+            return r;
+    }
     r = images_stage_open(images_dir, &st, err);
     if (r < 0)
-        return r;
+        goto cleanup;
     if (pull_is_url(p->source)) {
         download = images_stage_path(&st, "bundle.download");
         pull_stage(p, "download");
         r = pull_download(p, download, err);
+        if (r == 0)
+            r = images_open_source(NULL, "bundle", download, &bundle_fd, err);
         if (r < 0)
             goto cleanup;
         bundle = download;
@@ -364,7 +374,7 @@ static int pull_run(struct store *store, const char *images_dir,
     if (p->sha256) {
         char hex[IMAGES_SHA256_HEX];
         pull_stage(p, "verify");
-        r = images_sha256_file(bundle, hex, err);
+        r = images_sha256_fd(bundle_fd, bundle, hex, err);
         if (r < 0)
             goto cleanup;
         if (strcasecmp(hex, p->sha256) != 0) {
@@ -374,7 +384,7 @@ static int pull_run(struct store *store, const char *images_dir,
         }
     }
     pull_stage(p, "extract");
-    r = pull_extract(bundle, &st, hashes, have, err);
+    r = pull_extract(bundle_fd, bundle, &st, hashes, have, err);
     if (r < 0)
         goto cleanup;
     if (download) {
@@ -441,6 +451,8 @@ cleanup:
     free(mtext);
     free(mpath);
     free(download);
+    if (bundle_fd >= 0)
+        close(bundle_fd);
     return r;
 }
 

@@ -8,6 +8,7 @@
 
 #include "images/image_stage.h"
 #include "store/store.h"
+#include "util/caller_open.h"
 #include "util/error.h"
 
 struct images_pull_params {
@@ -16,6 +17,8 @@ struct images_pull_params {
     const char *sha256;          /* NULL: no whole-bundle check */
     images_progress_fn progress; /* may be NULL */
     void *progress_ctx;
+    const struct bg_caller *caller; /* a local source is opened as this client;
+                                       NULL: as the daemon */
 };
 
 int images_pull(struct store *store, const char *images_dir, const struct images_pull_params *p,

@@ -89,16 +89,16 @@ int images_name_free(struct store *store, const char *name, struct banger_error 
     return 0;
 }
 
-int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct banger_error *err)
+int images_sha256_fd(int fd, const char *path, char hex[IMAGES_SHA256_HEX],
+                     struct banger_error *err)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     unsigned char *buf = NULL;
     EVP_MD_CTX *ctx = NULL;
+    off_t pos = 0;
     int r = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bg_fail_errno(err, -errno, "open %s", path);
+
     buf = xmalloc(STAGE_CHUNK);
     ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
@@ -106,7 +106,7 @@ int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct ban
         goto cleanup;
     }
     for (;;) {
-        ssize_t n = read(fd, buf, STAGE_CHUNK);
+        ssize_t n = pread(fd, buf, STAGE_CHUNK, pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -116,6 +116,7 @@ int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct ban
         if (n == 0)
             break;
         EVP_DigestUpdate(ctx, buf, (size_t)n);
+        pos += n;
     }
     if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
         r = bg_fail(err, -EIO, "sha256 of %s failed", path);
@@ -127,6 +128,17 @@ int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct ban
 cleanup:
     EVP_MD_CTX_free(ctx);
     free(buf);
+    return r;
+}
+
+int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct banger_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int r;
+
+    if (fd < 0)
+        return bg_fail_errno(err, -errno, "open %s", path);
+    r = images_sha256_fd(fd, path, hex, err);
     close(fd);
     return r;
 }

@@ -34,6 +34,8 @@ void images_stage_close(struct images_stage *st);
 
 /* Copy a file (reflink where possible) to a new file `to`. */
 int images_copy_file(const char *from, const char *to, struct banger_error *err);
+/* The same from an open descriptor; `from` names it in errors. */
+int images_copy_fd(int fd, const char *from, const char *to, struct banger_error *err);
 
 /* Progress stages for long operations (download, extract, mkfs...). */
 typedef void (*images_progress_fn)(void *ctx, const char *stage);
@@ -43,6 +45,10 @@ int images_name_free(struct store *store, const char *name, struct banger_error 
 
 /* sha256 of a file, streamed, as lowercase hex. */
 int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct banger_error *err);
+/* The same of an open descriptor, read from offset 0 (its position is left
+ * anywhere); `path` names it in errors. */
+int images_sha256_fd(int fd, const char *path, char hex[IMAGES_SHA256_HEX],
+                     struct banger_error *err);
 /* "6.1.0-18-amd64" from the "Linux version ..." banner in an ELF vmlinux's
  * .rodata (the first 64 MiB of the file when there is no section table).
  * -ENOENT when there is none. */

@@ -184,6 +184,11 @@ static void rpc_serve(struct rpc_server *s, int fd)
         goto done;
     }
     call.peer_uid = cred.uid;
+    char why[256];
+    if (bg_caller_from_socket(fd, &call.caller, why, sizeof(why)) < 0) {
+        rpc_send_error(&call, "failed", why);
+        goto done;
+    }
     if (!rpc_peer_authorized(cred.uid, cred.gid, s->have_gid, s->gid)) {
         bg_log(BANGER_LOG_WARNING, NULL, "refused uid %u pid %d: not root nor in socket_group",
                (unsigned)cred.uid, (int)cred.pid);
@@ -245,6 +250,7 @@ static void rpc_serve(struct rpc_server *s, int fd)
         rpc_send(&call, out);
     }
 done:
+    bg_caller_clear(&call.caller);
     cJSON_Delete(call.result);
     cJSON_Delete(req);
     cJSON_Delete(empty);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "util/caller_open.h"
 #include "util/error.h"
 
 #define RPC_PROTOCOL_VERSION 1
@@ -19,6 +20,9 @@ struct rpc_call {
     const cJSON *params;     /* an object, never NULL */
     char op_id[32];
     uid_t peer_uid;
+    /* The peer as the kernel saw it at connect: paths it names are opened
+     * with these credentials (bg_caller_open). */
+    struct bg_caller caller;
     /* Filled by the handler. */
     cJSON *result;           /* owned by the call once set */
     const char *error_code;  /* NULL: derived from err.code */

@@ -102,21 +102,15 @@ static int bg_copy_sparse(int src_fd, int dst_fd, off_t size, uint64_t *copied,
     return 0;
 }
 
-int bg_copy_file(const char *src, const char *dst, mode_t mode, bool allow_fallback,
-                 struct bg_copy_stats *stats, char *why, size_t why_len)
+int bg_copy_fd(int src_fd, const char *src, const char *dst, mode_t mode, bool allow_fallback,
+               struct bg_copy_stats *stats, char *why, size_t why_len)
 {
     struct bg_copy_stats s = { 0 };
     uint64_t t0 = bg_copy_now_ns();
-    int src_fd = -1, dst_fd = -1, r = 0;
+    int dst_fd = -1, r = 0;
     bool made = false;
     struct stat sb;
 
-    src_fd = open(src, O_RDONLY | O_CLOEXEC);
-    if (src_fd < 0) {
-        r = -errno;
-        snprintf(why, why_len, "%s: %s", src, strerror(errno));
-        goto cleanup;
-    }
     if (fstat(src_fd, &sb) < 0) {
         r = -errno;
         snprintf(why, why_len, "%s: %s", src, strerror(errno));
@@ -157,13 +151,27 @@ int bg_copy_file(const char *src, const char *dst, mode_t mode, bool allow_fallb
     }
     s.nsec = bg_copy_now_ns() - t0;
 cleanup:
-    if (src_fd >= 0)
-        close(src_fd);
     if (dst_fd >= 0)
         close(dst_fd);
     if (r < 0 && made)
         unlink(dst);
     if (r == 0 && stats)
         *stats = s;
+    return r;
+}
+
+int bg_copy_file(const char *src, const char *dst, mode_t mode, bool allow_fallback,
+                 struct bg_copy_stats *stats, char *why, size_t why_len)
+{
+    int src_fd = open(src, O_RDONLY | O_CLOEXEC);
+    int r;
+
+    if (src_fd < 0) {
+        r = -errno;
+        snprintf(why, why_len, "%s: %s", src, strerror(-r));
+        return r;
+    }
+    r = bg_copy_fd(src_fd, src, dst, mode, allow_fallback, stats, why, why_len);
+    close(src_fd);
     return r;
 }

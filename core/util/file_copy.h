@@ -27,6 +27,11 @@ struct bg_copy_stats {
 int bg_copy_file(const char *src, const char *dst, mode_t mode, bool allow_fallback,
                  struct bg_copy_stats *stats, char *why, size_t why_len);
 
+/* The same from an open descriptor (read from offset 0 whatever its file
+ * position); `src` only names it in `why`. The descriptor stays open. */
+int bg_copy_fd(int src_fd, const char *src, const char *dst, mode_t mode, bool allow_fallback,
+               struct bg_copy_stats *stats, char *why, size_t why_len);
+
 /* Whether an errno from FICLONE means "this filesystem (pair) cannot share
  * extents" rather than a real failure. */
 bool bg_clone_unsupported(int e);

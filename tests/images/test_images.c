@@ -8,6 +8,7 @@
 #include "images/images.h"
 #include "images_test_util.h"
 #include "runner/runner.h"
+#include "util/caller_open.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -15,10 +16,12 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static struct itest t;
@@ -613,6 +616,164 @@ START_TEST(pull_same_name_twice_merges)
 }
 END_TEST
 
+/* ---- opening files as the client ---------------------------------------- */
+
+static gid_t caller_nogroup[1] = { 65534 };
+static const struct bg_caller caller_nobody = { .uid = 65534, .gid = 65534, .ngroups = 1,
+                                                .groups = caller_nogroup };
+
+static void write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static uid_t thread_fsuid(void) { return (uid_t)syscall(SYS_setfsuid, (uid_t)-1); }
+
+/* Root-only even for the group and others: mode 0000, so only
+ * CAP_DAC_OVERRIDE opens it. */
+static char *make_locked_file(void)
+{
+    char *path = xasprintf("%s/locked", t.dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0000);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "070701", 6), 6);
+    close(fd);
+    ck_assert_int_eq(chmod(path, 0000), 0);
+    return path;
+}
+
+static bool can_open(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
+struct as_caller_probe {
+    const char *path;
+    pthread_barrier_t switched, checked;
+    uid_t other_fsuid;       /* seen by the other thread while one was switched */
+    bool other_opened;
+    uid_t own_fsuid;
+    int own_errno;
+};
+
+static void *probe_other_thread(void *arg)
+{
+    struct as_caller_probe *pr = arg;
+    pthread_barrier_wait(&pr->switched);
+    pr->other_fsuid = thread_fsuid();
+    pr->other_opened = can_open(pr->path);
+    pthread_barrier_wait(&pr->checked);
+    return NULL;
+}
+
+static int probe_as_caller(void *arg)
+{
+    struct as_caller_probe *pr = arg;
+    pthread_barrier_wait(&pr->switched);
+    pthread_barrier_wait(&pr->checked);
+    pr->own_fsuid = thread_fsuid();
+    int fd = open(pr->path, O_RDONLY | O_CLOEXEC);
+    pr->own_errno = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    return 7;
+}
+
+/* Only the switched thread runs as the client, without root's override;
+ * another thread keeps root's, and the switched one gets them back. */
+START_TEST(caller_switch_is_per_thread_and_drops_override)
+{
+    char *locked = make_locked_file();
+    struct as_caller_probe pr = { .path = locked };
+    pthread_t other;
+    gid_t before[64], after[64];
+    int nbefore = getgroups(64, before);
+
+    ck_assert(can_open(locked));
+    pthread_barrier_init(&pr.switched, NULL, 2);
+    pthread_barrier_init(&pr.checked, NULL, 2);
+    ck_assert_int_eq(pthread_create(&other, NULL, probe_other_thread, &pr), 0);
+    ck_assert_int_eq(bg_caller_run_as(&caller_nobody, probe_as_caller, &pr), 7);
+    pthread_join(other, NULL);
+    pthread_barrier_destroy(&pr.switched);
+    pthread_barrier_destroy(&pr.checked);
+
+    ck_assert_uint_eq(pr.own_fsuid, 65534);
+    ck_assert_int_eq(pr.own_errno, EACCES);
+    ck_assert_uint_eq(pr.other_fsuid, 0);
+    ck_assert_msg(pr.other_opened, "the other thread lost root's override");
+    /* Back to root: fsuid, groups and the override. */
+    ck_assert_uint_eq(thread_fsuid(), 0);
+    ck_assert_int_eq(getgroups(64, after), nbefore);
+    ck_assert_int_eq(memcmp(before, after, (size_t)nbefore * sizeof(gid_t)), 0);
+    ck_assert(can_open(locked));
+    free(locked);
+}
+END_TEST
+
+START_TEST(caller_open_refuses_what_the_client_cannot_read)
+{
+    char *locked = make_locked_file();
+    char *link = xasprintf("%s/link", t.dir);
+    char *fifo = xasprintf("%s/fifo", t.dir);
+    char *readable = xasprintf("%s/readable", t.dir);
+    char why[512] = "";
+    int fd = -1;
+
+    ck_assert_int_eq(symlink(locked, link), 0);
+    ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+    write_text(readable, "070701");
+    ck_assert_int_eq(chmod(readable, 0644), 0);
+    /* t.dir must be searchable by the client for the readable case. */
+    ck_assert_int_eq(chmod(t.dir, 0755), 0);
+
+    ck_assert_int_eq(bg_caller_open(&caller_nobody, locked, &fd, why, sizeof(why)), -EACCES);
+    ck_assert_msg(strstr(why, "Permission denied (opened as uid 65534)"), "%s", why);
+    ck_assert_int_eq(bg_caller_open(&caller_nobody, link, &fd, why, sizeof(why)), -ELOOP);
+    ck_assert_msg(strstr(why, "symbolic link"), "%s", why);
+    /* Root too: the symlink is not followed; the mode-0000 file opens. */
+    ck_assert_int_eq(bg_caller_open(NULL, link, &fd, why, sizeof(why)), -ELOOP);
+    ck_assert_int_eq(bg_caller_open(NULL, locked, &fd, why, sizeof(why)), 0);
+    close(fd);
+    /* A fifo nobody writes to neither hangs nor passes. */
+    ck_assert_int_eq(bg_caller_open(&caller_nobody, fifo, &fd, why, sizeof(why)), -EINVAL);
+    ck_assert_msg(strstr(why, "not a regular file"), "%s", why);
+    ck_assert_int_eq(bg_caller_open(&caller_nobody, t.dir, &fd, why, sizeof(why)), -EINVAL);
+    ck_assert_int_eq(bg_caller_open(&caller_nobody, "relative", &fd, why, sizeof(why)), -EINVAL);
+    ck_assert_int_eq(bg_caller_open(&caller_nobody, readable, &fd, why, sizeof(why)), 0);
+    ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+    free(locked);
+    free(link);
+    free(fifo);
+    free(readable);
+}
+END_TEST
+
+START_TEST(register_rejects_non_initrd)
+{
+    char *rootfs = itest_path(&t, "root.img");
+    char *initrd = itest_path(&t, "not-an-initrd");
+    itest_fake_rootfs(rootfs);
+    write_text(initrd, "just some text\n");
+    struct images_register_params p = { .name = "noinitrd", .rootfs = rootfs,
+                                        .kernel = itest_elf_kernel(), .initrd = initrd };
+    struct image_record *img = NULL;
+    struct banger_error err = { 0 };
+    ck_assert_int_eq(images_register(t.store, t.images_dir, &p, &img, &err), -EINVAL);
+    assert_msg_has(&err, "is not an initrd");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(rootfs);
+    free(initrd);
+}
+END_TEST
+
 static Suite *images_suite(void)
 {
     Suite *s = suite_create("images");
@@ -624,6 +785,9 @@ static Suite *images_suite(void)
     tcase_add_test(tc, register_rejects_bzimage);
     tcase_add_test(tc, register_rejects_taken_name);
     tcase_add_test(tc, register_rejects_missing_file);
+    tcase_add_test(tc, register_rejects_non_initrd);
+    tcase_add_test(tc, caller_switch_is_per_thread_and_drops_override);
+    tcase_add_test(tc, caller_open_refuses_what_the_client_cannot_read);
     tcase_add_test(tc, delete_refused_while_vm_uses_image);
     suite_add_tcase(s, tc);
 
@@ -655,6 +819,7 @@ static Suite *images_suite(void)
     suite_add_tcase(s, tc);
     return s;
 }
+
 
 int main(void)
 {

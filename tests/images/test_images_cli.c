@@ -8,10 +8,16 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct e2e T;
@@ -171,6 +177,229 @@ START_TEST(test_pull_wrong_sha256_leaves_nothing)
 }
 END_TEST
 
+/* ---- paths named by a client are opened as that client ------------------ */
+
+#define IC_NOBODY 65534
+/* Marks the root-only file, to look for copies of it. */
+#define IC_SECRET "070701-banger-root-only-marker"
+
+static char *ic_secret, *ic_link, *ic_readable;
+
+/* The daemon grants nogroup (65534), so uid 65534 with that group is a
+ * member; the test tree is made reachable for it. */
+static void ic_member_setup(void)
+{
+    e2e_setup(&T, "socket_group = \"nogroup\";\n", NULL);
+    e2e_start_daemon(&T);
+    ck_assert_int_eq(chmod(T.dir, 0755), 0);
+    ck_assert_int_eq(chmod(T.runtime_dir, 0755), 0);
+    ic_secret = ic_printf("%s/secret", T.dir);
+    ic_link = ic_printf("%s/secret-link", T.dir);
+    ic_readable = ic_printf("%s/initrd-ok.img", T.dir);
+    int fd = open(ic_secret, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, IC_SECRET, strlen(IC_SECRET)), (ssize_t)strlen(IC_SECRET));
+    close(fd);
+    ck_assert_int_eq(symlink(ic_secret, ic_link), 0);
+    fd = open(ic_readable, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "070701", 6), 6);
+    close(fd);
+}
+
+static void ic_member_teardown(void)
+{
+    free(ic_secret);
+    free(ic_link);
+    free(ic_readable);
+    ic_secret = ic_link = ic_readable = NULL;
+    e2e_teardown(&T);
+}
+
+/* The CLI as uid/gid 65534 with only that group, like a socket_group member. */
+static int ic_cli_as_member(char **err, const char *const *argv)
+{
+    int pe[2];
+    ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        gid_t g = IC_NOBODY;
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(pe[1], 2);
+        if (setgroups(1, &g) < 0 || setgid(IC_NOBODY) < 0 || setuid(IC_NOBODY) < 0)
+            _exit(126);
+        const char *args[32];
+        size_t n = 0;
+        args[n++] = "banger";
+        args[n++] = "--socket";
+        args[n++] = T.socket;
+        for (size_t i = 0; argv[i] && n < 31; i++)
+            args[n++] = argv[i];
+        args[n] = NULL;
+        execv(BANGER_CLI, (char *const *)args);
+        _exit(127);
+    }
+    close(pe[1]);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t n = read(pe[0], buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(pe[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *err = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool ic_found_secret;
+
+static int ic_look_for_secret(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F || !S_ISREG(sb->st_mode))
+        return 0;
+    size_t len = 0;
+    char *data = itest_read(path, &len);
+    if (memmem(data, len, IC_SECRET, strlen(IC_SECRET)))
+        ic_found_secret = true;
+    free(data);
+    return 0;
+}
+
+/* Nothing under the state dir holds the root-only file's bytes. */
+static void ic_assert_secret_not_copied(void)
+{
+    ic_found_secret = false;
+    ck_assert_int_eq(nftw(T.state_dir, ic_look_for_secret, 16, FTW_PHYS), 0);
+    ck_assert_msg(!ic_found_secret, "the root-only file was copied under %s", T.state_dir);
+}
+
+static void ic_member_register_refused(const char *initrd, const char *needle)
+{
+    char *err = NULL;
+    const char *const argv[] = { "image", "register", "--name", "stolen", "--rootfs", T.rootfs,
+                                 "--kernel", T.kernel, "--initrd", initrd, NULL };
+    int status = ic_cli_as_member(&err, argv);
+    ck_assert_msg(status == 1, "image register as a member: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, needle) != NULL, "stderr lacks '%s': %s", needle, err);
+    free(err);
+    ck_assert(!ic_listed("stolen"));
+    ck_assert_int_eq(ic_images_dir_entries(), 0);
+    ic_assert_secret_not_copied();
+}
+
+START_TEST(test_member_cannot_register_root_only_initrd)
+{
+    ic_member_register_refused(ic_secret, "Permission denied (opened as uid 65534)");
+    char *msg = ic_printf("initrd %s", ic_secret);
+    ic_member_register_refused(ic_secret, msg);
+    free(msg);
+}
+END_TEST
+
+START_TEST(test_member_cannot_register_through_symlink)
+{
+    ic_member_register_refused(ic_link, "secret-link");
+}
+END_TEST
+
+START_TEST(test_member_registers_readable_files)
+{
+    char *err = NULL;
+    const char *const argv[] = { "image", "register", "--name", "mine", "--rootfs", T.rootfs,
+                                 "--kernel", T.kernel, "--initrd", ic_readable, NULL };
+    int status = ic_cli_as_member(&err, argv);
+    ck_assert_msg(status == 0, "image register as a member: exit %d; stderr: %s", status, err);
+    free(err);
+    ck_assert(ic_listed("mine"));
+}
+END_TEST
+
+START_TEST(test_root_registers_root_only_initrd)
+{
+    char *out = NULL, *err = NULL;
+    const char *const argv[] = { "image", "register", "--name", "roots", "--rootfs", T.rootfs,
+                                 "--kernel", T.kernel, "--initrd", ic_secret, NULL };
+    int status = e2e_cli(&T, &out, &err, argv);
+    ck_assert_msg(status == 0, "image register as root: exit %d; stderr: %s", status, err);
+    free(out);
+    free(err);
+    ck_assert(ic_listed("roots"));
+}
+END_TEST
+
+START_TEST(test_register_refuses_non_initrd)
+{
+    char *bogus = ic_printf("%s/bogus-initrd", T.dir);
+    int fd = open(bogus, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "not an initrd\n", 14), 14);
+    close(fd);
+    char *out = NULL, *err = NULL;
+    const char *const argv[] = { "image", "register", "--name", "bogus", "--rootfs", T.rootfs,
+                                 "--kernel", T.kernel, "--initrd", bogus, NULL };
+    int status = e2e_cli(&T, &out, &err, argv);
+    ck_assert_msg(status == 1, "image register: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, "is not an initrd") != NULL, "stderr: %s", err);
+    free(out);
+    free(err);
+    ck_assert(!ic_listed("bogus"));
+    ck_assert_int_eq(ic_images_dir_entries(), 0);
+    free(bogus);
+}
+END_TEST
+
+/* import's tarball and pull's local bundle: also opened as the member. */
+START_TEST(test_member_cannot_import_or_pull_root_only_files)
+{
+    char *tar = ic_printf("%s/root-only.tar", T.dir);
+    const struct itest_entry e[] = { { "./", 'd', NULL, 0 }, { "./etc/", 'd', NULL, 0 } };
+    itest_write_tar(tar, false, e, 2);
+    ck_assert_int_eq(chmod(tar, 0600), 0);
+    char *err = NULL;
+    const char *const import[] = { "image", "import", "--name", "imp", "--from-tar", tar,
+                                   "--kernel", T.kernel, NULL };
+    int status = ic_cli_as_member(&err, import);
+    ck_assert_msg(status == 1, "image import as a member: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, "Permission denied (opened as uid 65534)"), "stderr: %s", err);
+    free(err);
+    const char *const import_secret_kernel[] = { "image", "import", "--name", "imp",
+                                                 "--from-tar", tar, "--kernel", ic_secret, NULL };
+    ck_assert_int_eq(chmod(tar, 0644), 0);
+    status = ic_cli_as_member(&err, import_secret_kernel);
+    ck_assert_msg(status == 1, "image import as a member: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, "Permission denied (opened as uid 65534)"), "stderr: %s", err);
+    free(err);
+
+    char hex[65];
+    char *bundle = ic_bundle("pulled", hex);
+    ck_assert_int_eq(chmod(bundle, 0600), 0);
+    const char *const pull[] = { "image", "pull", bundle, NULL };
+    status = ic_cli_as_member(&err, pull);
+    ck_assert_msg(status == 1, "image pull as a member: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, "Permission denied (opened as uid 65534)"), "stderr: %s", err);
+    free(err);
+    ck_assert(!ic_listed("imp"));
+    ck_assert(!ic_listed("pulled"));
+    ck_assert_int_eq(ic_images_dir_entries(), 0);
+    ic_assert_secret_not_copied();
+    free(bundle);
+    free(tar);
+}
+END_TEST
+
 int main(void)
 {
     /* The daemon inherits these: the built agent and this tree's guest files. */
@@ -184,6 +413,16 @@ int main(void)
     tcase_add_test(tc, test_import_dotdot_refused_leaves_nothing);
     tcase_add_test(tc, test_pull_local_bundle_registers);
     tcase_add_test(tc, test_pull_wrong_sha256_leaves_nothing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("caller paths");
+    tcase_add_checked_fixture(tc, ic_member_setup, ic_member_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_member_cannot_register_root_only_initrd);
+    tcase_add_test(tc, test_member_cannot_register_through_symlink);
+    tcase_add_test(tc, test_member_registers_readable_files);
+    tcase_add_test(tc, test_root_registers_root_only_initrd);
+    tcase_add_test(tc, test_register_refuses_non_initrd);
+    tcase_add_test(tc, test_member_cannot_import_or_pull_root_only_files);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     e2e_run_begin();
