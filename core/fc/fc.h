@@ -3,8 +3,10 @@
  * Spawns firecracker detached from the daemon (double fork, own session), so
  * a daemon restart or crash never takes a VM down, configures it over its API
  * socket from vm->contrib, boots it, and stops or kills it again. Every pid
- * is re-identified by its command line (--api-sock <path>) before it is
- * signalled: a recorded pid may have been recycled by another process.
+ * is re-identified before it is signalled, by what a user cannot fake: the
+ * root process the kernel names as the API socket's listener, else the
+ * recorded pid if it runs as root and names the socket (a recorded pid may
+ * have been recycled; a command line alone may be anyone's).
  *
  * Handles: "fc.api_sock" (recorded before spawning) and "fc.pid" (right
  * after). Files: <runtime_dir>/api.sock, <state_dir>/firecracker.log. */
@@ -41,9 +43,11 @@ struct fc_driver {
 
 /* ---- process (fc_proc.c) ------------------------------------------------ */
 
-/* The live Firecracker serving `api_sock`: `recorded` when its cmdline names
- * api_sock after --api-sock, else the first such process in /proc; 0 when
- * none runs. Zombies do not count. */
+/* The live Firecracker serving `api_sock`, 0 when none runs. When something
+ * listens on api_sock: that listener (SO_PEERCRED of a connection), if it
+ * runs as root. Otherwise (socket gone, not bound yet, backlog full):
+ * `recorded`, if it runs as root (real and effective uid) and its cmdline
+ * names api_sock after --api-sock. Zombies do not count. */
 pid_t fc_find_pid(const char *api_sock, pid_t recorded);
 
 /* Has pid exited (gone, or a zombie)? */

@@ -3,8 +3,6 @@
 
 #include "fc/fc.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,8 +26,9 @@ static long long fc_proc_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Does /proc/<pid>/cmdline carry `--api-sock <api_sock>`? */
-static bool fc_proc_serves(pid_t pid, const char *api_sock)
+/* Does /proc/<pid>/cmdline carry `--api-sock <api_sock>`? Anyone can name
+ * any path there: this alone never identifies a VMM. */
+static bool fc_proc_cmdline_names(pid_t pid, const char *api_sock)
 {
     char path[64], buf[FC_PROC_CMDLINE_MAX];
     size_t len = 0;
@@ -62,6 +63,76 @@ static bool fc_proc_serves(pid_t pid, const char *api_sock)
     return found;
 }
 
+/* Do the real and the effective uid of pid (/proc/<pid>/status) both say root? */
+static bool fc_proc_runs_as_root(pid_t pid)
+{
+    char path[64], line[256];
+    bool root = false;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long real, effective;
+        if (sscanf(line, "Uid: %lu %lu", &real, &effective) == 2) {
+            root = real == 0 && effective == 0;
+            break;
+        }
+    }
+    fclose(f);
+    return root;
+}
+
+/* The process listening on api_sock, from SO_PEERCRED of a connection to it.
+ * The socket's directory is root-only, so only root could have bound it, and
+ * the kernel, not the process, names the listener. 0 and *listener set when
+ * one listens (pid 0 when it is outside our pid namespace); -ENOENT,
+ * -ECONNREFUSED or -EAGAIN (backlog full: a hung VMM) when the path cannot
+ * tell. */
+static int fc_proc_listener(const char *api_sock, pid_t *listener)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct ucred cred = { 0 };
+    socklen_t len = sizeof(cred);
+    int r = 0;
+
+    if (strlen(api_sock) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, api_sock, strlen(api_sock) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        r = -errno;
+        goto cleanup;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        r = -errno;
+        goto cleanup;
+    }
+    *listener = cred.uid == 0 ? cred.pid : 0;
+cleanup:
+    close(fd);
+    return r;
+}
+
+/* Is pid the VMM serving api_sock? When something listens on the socket, only
+ * the listener named by the kernel is (and only when it runs as root). When
+ * nothing answers there (socket gone, not bound yet, VMM hung), a root process
+ * whose command line names the socket is: a user cannot become root by
+ * naming a path. Callers ask this only of the listener or the recorded pid. */
+static bool fc_proc_is_vmm(pid_t pid, const char *api_sock)
+{
+    pid_t listener = 0;
+
+    if (pid <= 0 || fc_pid_exited(pid) || !fc_proc_runs_as_root(pid))
+        return false;
+    if (fc_proc_listener(api_sock, &listener) == 0)
+        return listener == pid;
+    return fc_proc_cmdline_names(pid, api_sock);
+}
+
 bool fc_pid_exited(pid_t pid)
 {
     char path[64], buf[512];
@@ -88,28 +159,19 @@ bool fc_pid_exited(pid_t pid)
 
 pid_t fc_find_pid(const char *api_sock, pid_t recorded)
 {
-    pid_t found = 0;
+    pid_t listener = 0;
 
     if (!api_sock || !api_sock[0])
         return 0;
-    if (recorded > 0 && fc_proc_serves(recorded, api_sock))
+    /* A listener answers for itself. */
+    if (fc_proc_listener(api_sock, &listener) == 0)
+        return fc_proc_is_vmm(listener, api_sock) ? listener : 0;
+    /* Nothing answers: only the pid the daemon recorded (handles.json is
+     * root's) may still be the VMM. No scan of /proc: any root process could
+     * name the socket there, and none but ours may be signalled. */
+    if (recorded > 0 && fc_proc_is_vmm(recorded, api_sock))
         return recorded;
-    DIR *d = opendir("/proc");
-    if (!d)
-        return 0;
-    struct dirent *de;
-    while (!found && (de = readdir(d))) {
-        if (!isdigit((unsigned char)de->d_name[0]))
-            continue;
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0 || pid == recorded)
-            continue;
-        if (fc_proc_serves((pid_t)pid, api_sock))
-            found = (pid_t)pid;
-    }
-    closedir(d);
-    return found;
+    return 0;
 }
 
 /* Wait for the exit of pid (through pidfd when we have one). */
@@ -151,7 +213,7 @@ int fc_signal_and_wait(const char *api_sock, pid_t recorded, int sig, int wait_m
         goto cleanup;
     /* Between the scan and pidfd_open the pid may have been recycled: look
      * again now that the pidfd pins the process. */
-    if (!fc_proc_serves(pid, api_sock))
+    if (!fc_proc_is_vmm(pid, api_sock))
         goto cleanup;
     if (sig > 0) {
         int s = pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0)

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "guest/guest.h"
+#include "host/host.h"
 #include "store/cidr.h"
 #include "store/names.h"
 #include "util/fs.h"
@@ -9,6 +10,7 @@
 #include "vmsvc/vmsvc.h"
 #include "vmsvc/vmsvc_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +23,11 @@
 
 #define VMSVC_LOG_TAIL_DEFAULT (64 * 1024)
 #define VMSVC_LOG_READ_MAX (1024 * 1024)
+/* Test hook: BANGER_FAULTS=vmsvc.create-pause holds a create this long
+ * between its reservation and its lock, so a test can race a delete into
+ * that gap. */
+#define VMSVC_CREATE_PAUSE_POINT "vmsvc.create-pause"
+#define VMSVC_CREATE_PAUSE_MS 1500
 
 const char *vmsvc_error_code(int r)
 {
@@ -266,8 +273,22 @@ int vmsvc_create(struct vmsvc *svc, const struct vm_create_params *p, vmsvc_prog
         return bg_fail(err, r, "%s", eb);
     bg_log(BANGER_LOG_INFO, rec->id, "created VM '%s' (%s)", rec->name, rec->ip);
     if (p->start) {
+        if (bg_fault_enabled(VMSVC_CREATE_PAUSE_POINT)) {
+            struct timespec pause = { VMSVC_CREATE_PAUSE_MS / 1000,
+                                      (VMSVC_CREATE_PAUSE_MS % 1000) * 1000000L };
+            bg_log(BANGER_LOG_INFO, rec->id, "pausing at %s", VMSVC_CREATE_PAUSE_POINT);
+            nanosleep(&pause, NULL);
+        }
+        /* Between the reservation and the lock a delete (or a start) of the
+         * same VM may have run: start only from what the store says now. */
         struct vmsvc_lock *lock = vmsvc_lock(svc, rec->id);
-        r = vmsvc_start_locked(svc, rec, progress, ctx, err);
+        struct vm_record *locked = NULL;
+        r = vmsvc_reload(svc, rec->id, &locked, err);
+        if (r == -ENOENT)
+            bg_fail(err, r, "VM '%s' was deleted while it was being created", rec->name);
+        if (r == 0)
+            r = vmsvc_start_locked(svc, locked, progress, ctx, err);
+        vm_record_free(locked);
         vmsvc_unlock(svc, lock);
     }
     struct vm_record *fresh = NULL;
@@ -522,6 +543,59 @@ cleanup:
 
 /* ---- reconcile ---------------------------------------------------------- */
 
+static bool vmsvc_list_has(const struct vm_list *list, const char *id)
+{
+    for (size_t i = 0; i < list->count; i++)
+        if (strcmp(list->items[i]->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* A runtime dir whose VM is not in the store (deleted behind the daemon's
+ * back, or a create that lost a race before this fix): stop its VMM, which
+ * the driver identifies by the socket it listens on, then remove the dir.
+ * The plugins' reconcile reaps the TAP, rules and DNS names afterwards. */
+static unsigned vmsvc_reap_orphans(struct vmsvc *svc, const struct vm_list *list)
+{
+    unsigned reaped = 0;
+    DIR *d = opendir(svc->vms_runtime_dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || vmsvc_list_has(list, de->d_name))
+            continue;
+        struct banger_vm_info info = {
+            .struct_size = sizeof(info),
+            .id = de->d_name,
+            .name = de->d_name,
+            .state_dir = fs_join(svc->vms_state_dir, de->d_name),
+            .runtime_dir = fs_join(svc->vms_runtime_dir, de->d_name),
+        };
+        struct banger_vm *vm = NULL;
+        struct banger_error e = { 0 };
+        int r = bg_vm_new(&info, &vm, &e);
+        int pid = r == 0 && svc->vmm.find ? svc->vmm.find(svc->vmm.ctx, vm) : 0;
+        if (pid > 0) {
+            bg_log(BANGER_LOG_WARNING, info.id, "reconcile: VMM pid %d serves a VM that is not "
+                   "in the store; killing it", pid);
+            r = svc->vmm.kill ? svc->vmm.kill(svc->vmm.ctx, vm, SIGKILL, &e) : -ENOTSUP;
+        }
+        if (r == 0)
+            r = fs_remove_tree(info.runtime_dir, &e);
+        if (r < 0)
+            bg_log(BANGER_LOG_ERROR, info.id, "reconcile: orphan runtime dir %s: %s",
+                   info.runtime_dir, bg_error_text(&e));
+        else
+            reaped++;
+        bg_vm_free(vm);
+        free((char *)info.state_dir);
+        free((char *)info.runtime_dir);
+    }
+    closedir(d);
+    return reaped;
+}
+
 int vmsvc_reconcile(struct vmsvc *svc, struct banger_error *err)
 {
     char eb[512] = "";
@@ -571,6 +645,7 @@ int vmsvc_reconcile(struct vmsvc *svc, struct banger_error *err)
         }
         bg_vm_free(vm);
     }
+    unsigned orphans = vmsvc_reap_orphans(svc, list);
     struct banger_error e = { 0 };
     if (engine_reconcile(svc->plugins, live, n_live, &e) < 0)
         bg_log(BANGER_LOG_WARNING, NULL, "reconcile: %s", bg_error_text(&e));
@@ -578,7 +653,8 @@ int vmsvc_reconcile(struct vmsvc *svc, struct banger_error *err)
      * still counts as live; one that died meanwhile is handled at once. */
     for (size_t i = 0; i < n_live; i++)
         vmsvc_watch_add(svc, live[i]->info.id, live[i]->vmm_pid);
-    bg_log(BANGER_LOG_INFO, NULL, "reconcile: %u VM(s) adopted, %u cleaned up", adopted, cleaned);
+    bg_log(BANGER_LOG_INFO, NULL, "reconcile: %u VM(s) adopted, %u cleaned up, %u orphan(s) "
+           "removed", adopted, cleaned, orphans);
     for (size_t i = 0; i < n_live; i++)
         bg_vm_free(live[i]);
     free(live);

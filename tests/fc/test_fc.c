@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -417,7 +418,7 @@ static pid_t t_sleeper(void)
     return pid;
 }
 
-START_TEST(test_rediscovery_by_cmdline)
+START_TEST(test_rediscovery_by_api_socket)
 {
     struct fc_driver drv = t_driver();
     struct banger_vm *vm = t_vm();
@@ -453,6 +454,76 @@ START_TEST(test_rediscovery_by_cmdline)
     kill(other, SIGKILL);
     waitpid(other, NULL, 0);
     bg_vm_free(third);
+}
+END_TEST
+
+/* `sh -c 'sleep 60; :' fc --api-sock <t_sock>`, as root or as `uid`: a
+ * command line like a VMM's. */
+static pid_t t_impostor(uid_t uid)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", "sleep 60; :", "fc", "--api-sock", t_sock, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        char path[64], buf[16] = "";
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+        if (fd >= 0)
+            close(fd);
+        if (n > 2 && strcmp(buf, "sh") == 0)
+            return pid;
+        t_sleep_ms(5);
+    }
+    ck_abort_msg("impostor did not start");
+    return -1;
+}
+
+static bool t_alive(pid_t pid)
+{
+    return waitpid(pid, NULL, WNOHANG) == 0 && kill(pid, 0) == 0;
+}
+
+START_TEST(test_impostor_is_not_the_vmm)
+{
+    struct fc_driver drv = t_driver();
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    char text[24];
+
+    /* A user's process naming the socket: never found, never signalled. */
+    pid_t nobody = t_impostor(65534);
+    ck_assert_int_eq(fc_find_pid(t_sock, 0), 0);
+    ck_assert_int_eq(fc_find_pid(t_sock, nobody), 0);
+    snprintf(text, sizeof(text), "%d", (int)nobody);
+    ck_assert_int_eq(bg_vm_set_handle(vm, FC_HANDLE_PID, text, &e), 0);
+    ck_assert_msg(fc_kill(vm, SIGKILL, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(t_alive(nobody));
+
+    /* It does not block a launch, and the listener is the VMM. */
+    t_launch(&drv, vm);
+    pid_t pid = vm->vmm_pid;
+    ck_assert_int_eq(fc_find_pid(t_sock, nobody), pid);
+
+    /* While the VMM listens, even a root process naming the socket is not it. */
+    pid_t root = t_impostor(0);
+    ck_assert_int_eq(fc_find_pid(t_sock, root), pid);
+
+    ck_assert_msg(fc_stop(&drv, vm, 5000, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_eq(fc_find_pid(t_sock, nobody), 0);
+    ck_assert(t_alive(nobody));
+    ck_assert(t_alive(root));
+    kill(nobody, SIGKILL);
+    waitpid(nobody, NULL, 0);
+    kill(root, SIGKILL);
+    waitpid(root, NULL, 0);
+    bg_vm_free(vm);
 }
 END_TEST
 
@@ -849,7 +920,8 @@ int main(void)
     tcase_add_test(tc, test_engine_stop_through_ops);
     tcase_add_test(tc, test_stale_sockets_do_not_block_launch);
     tcase_add_test(tc, test_second_launch_refused_while_running);
-    tcase_add_test(tc, test_rediscovery_by_cmdline);
+    tcase_add_test(tc, test_rediscovery_by_api_socket);
+    tcase_add_test(tc, test_impostor_is_not_the_vmm);
     tcase_add_test(tc, test_vmm_survives_its_spawner);
     tcase_add_test(tc, test_missing_binary);
     tcase_add_test(tc, test_exit_before_api_reports_log_line);
