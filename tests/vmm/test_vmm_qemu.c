@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -34,11 +36,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#define T_KERNEL_VERSION "6.1.0-56-amd64"
-#define T_KERNEL "/boot/vmlinuz-" T_KERNEL_VERSION
-#define T_MODULES "/lib/modules/" T_KERNEL_VERSION "/kernel/"
 #define T_BUSYBOX "/bin/busybox"
 #define T_BOOT_MS 90000 /* upper bound for a TCG boot on a loaded 2-core host */
+
+/* The newest installed Debian kernel (as tests/kernel does), or
+ * BANGER_KTEST_KERNEL: a kernel update must not turn these tests off. */
+static char t_kernel[PATH_MAX];
+static char t_modules[PATH_MAX]; /* /lib/modules/<version>/kernel/ */
+
+static bool t_find_kernel(void)
+{
+	const char *env = getenv("BANGER_KTEST_KERNEL");
+	glob_t g = { 0 };
+	const char *best = NULL;
+
+	if (env && *env) {
+		best = env;
+	} else if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			if (!best || strverscmp(g.gl_pathv[i], best) > 0)
+				best = g.gl_pathv[i];
+	}
+	if (best) {
+		const char *ver = strstr(best, "vmlinuz-");
+		snprintf(t_kernel, sizeof(t_kernel), "%s", best);
+		snprintf(t_modules, sizeof(t_modules), "/lib/modules/%s/kernel/",
+			 ver ? ver + strlen("vmlinuz-") : "");
+	}
+	globfree(&g);
+	return best != NULL;
+}
 
 static char t_base[32];
 static char t_dir[64];
@@ -156,8 +183,8 @@ static void t_build_initrd(const char *path)
 	t_cpio_text(f, "etc/inittab", 0644, t_inittab);
 	t_cpio_text(f, "etc/rc", 0755, t_rc);
 	for (const char *const *m = mods; *m; m++) {
-		char host[256], name[64];
-		snprintf(host, sizeof(host), T_MODULES "%s.ko", *m);
+		char host[PATH_MAX + 64], name[64];
+		snprintf(host, sizeof(host), "%s%s.ko", t_modules, *m);
 		snprintf(name, sizeof(name), "lib/%s.ko", strrchr(*m, '/') + 1);
 		t_cpio_file(f, name, 0644, host);
 	}
@@ -342,13 +369,13 @@ static int t_children(pid_t pid)
 
 static void t_configure(const char *boot_args)
 {
-	char body[1024];
+	char body[PATH_MAX + 1024];
 
 	t_build_initrd(t_initrd);
 	t_put_ok("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256}");
 	snprintf(body, sizeof(body),
-		 "{\"kernel_image_path\":\"" T_KERNEL "\",\"initrd_path\":\"%s\","
-		 "\"boot_args\":\"%s\"}", t_initrd, boot_args);
+		 "{\"kernel_image_path\":\"%s\",\"initrd_path\":\"%s\","
+		 "\"boot_args\":\"%s\"}", t_kernel, t_initrd, boot_args);
 	t_put_ok("/boot-source", body);
 }
 
@@ -592,6 +619,16 @@ START_TEST(test_boot_drives_tap_ctrl_alt_del)
 }
 END_TEST
 
+static bool t_have(const char *path, bool exec);
+
+static bool t_have_module(const char *rel)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s%s", t_modules, rel);
+	return t_have(path, false);
+}
+
 static bool t_have(const char *path, bool exec)
 {
 	return access(path, exec ? X_OK : R_OK) == 0;
@@ -626,8 +663,9 @@ int main(void)
 		missing = "root (TAPs, network namespaces)";
 	else if (!t_qemu_on_path())
 		missing = "qemu-system-x86_64 (package qemu-system-x86)";
-	else if (!t_have(T_KERNEL, false) || !t_have(T_MODULES "drivers/virtio/virtio_mmio.ko", false))
-		missing = T_KERNEL " and its modules (package linux-image-amd64)";
+	else if (!t_find_kernel() || !t_have(t_kernel, false) ||
+		 !t_have_module("drivers/virtio/virtio_mmio.ko"))
+		missing = "a /boot/vmlinuz-* kernel and its modules (package linux-image-amd64)";
 	else if (!t_have(T_BUSYBOX, true))
 		missing = T_BUSYBOX " (package busybox-static)";
 	if (missing) {
