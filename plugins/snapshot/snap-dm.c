@@ -14,8 +14,10 @@
 
 static pthread_mutex_t snap_dm_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t snap_dm_once = PTHREAD_ONCE_INIT;
-/* libdevmapper's last error line, for messages (written under the lock). */
-static char snap_dm_last_error[256];
+/* libdevmapper's last error line, for messages. libdevmapper logs from the
+ * thread that makes the call, so a per-thread buffer keeps the reason of one
+ * VM's start out of another's message even for calls made outside the lock. */
+static _Thread_local char snap_dm_last_error[256];
 
 static void snap_dm_log(int level, const char *file, int line, int dm_errno, const char *fmt,
                         ...)
