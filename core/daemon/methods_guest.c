@@ -23,7 +23,6 @@
 
 #define GUEST_FILE_MAX (4 * 1024 * 1024)
 
-
 /* Keep the known_hosts lines that name one of the caller's VMs (root: all).
  * The text is modified in place. */
 static int guest_own_hosts(struct bangerd *d, struct rpc_call *call, char *text)

@@ -30,8 +30,9 @@ int guest_ssh_setup(const char *state_dir, uid_t uid, struct banger_error *err);
 char *guest_ssh_key_path(const char *state_dir, uid_t uid);
 char *guest_known_hosts_path(const char *state_dir);
 
-/* Write `pubkeys` (one or more "ssh-..." lines) as /.ssh/authorized_keys (0600, dir 0700, owner root) in the
- * ext4 image `disk` without mounting it (debugfs -w), then read it back.
+/* Write `pubkeys` (one or more "ssh-..." lines) as /.ssh/authorized_keys
+ * (0600, dir 0700, owner root) in the ext4 image `disk` without mounting it
+ * (debugfs -w), then read it back.
  * The work disk's root is the guest's /root. `scratch_dir` holds a
  * temporary copy of the key for debugfs. */
 int guest_inject_key(const char *disk, const char *pubkeys, const char *scratch_dir,

@@ -24,8 +24,8 @@ static char test_socket[128];
 #define VM_JSON(name, state, ip)                                                              \
     "{\"id\":\"3f9c0a7b12de\",\"name\":\"" name "\",\"state\":\"" state "\",\"image\":\"default\"," \
     "\"image_id\":\"aa11\",\"vcpu\":2,\"memory_mib\":1024,\"disk_size\":8589934592,\"nat\":false," \
-    "\"ip\":" ip ",\"mac\":\"06:00:ac:1d:00:02\",\"cid\":3,\"owner_uid\":0,\"pid\":4242,\"last_error\":null,"   \
-    "\"created_at\":1764150000,\"started_at\":1764150001,\"updated_at\":1764150001}"
+    "\"ip\":" ip ",\"mac\":\"06:00:ac:1d:00:02\",\"cid\":3,\"pid\":4242,\"last_error\":null,"   \
+    "\"owner_uid\":0,\"created_at\":1764150000,\"started_at\":1764150001,\"updated_at\":1764150001}"
 #define OK(result) "{\"v\":1,\"op_id\":\"op-00000001\",\"result\":" result "}\n"
 #define NOT_FOUND(what) \
     "{\"v\":1,\"error\":{\"code\":\"not_found\",\"message\":\"no VM named '" what "'\",\"op_id\":\"op-1a2b3c4d\"}}\n"
