@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,8 @@ static const char vm_prune_usage[] =
 static const char vm_list_usage[] =
     "Usage: banger vm list   (also: banger vm ls, banger ps)\n"
     "\n"
-    "List VMs: NAME STATE IP IMAGE VCPU MEM AGE.\n";
+    "List VMs: NAME OWNER STATE IP IMAGE VCPU MEM AGE. A member of the socket\n"
+    "group sees the VMs they created; root sees every VM.\n";
 
 static const char vm_show_usage[] = "Usage: banger vm show NAME\n\nShow one VM in detail.\n";
 
@@ -301,12 +303,28 @@ static int vm_create(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The owner as a user name when the host knows the uid, else the number;
+ * "-" from a daemon that does not send owner_uid. */
+static const char *vm_owner_text(const cJSON *vm, char *buf, size_t len)
+{
+    double num;
+
+    if (!out_json_num(vm, "owner_uid", &num) || num < 0 || num > 4294967294.0)
+        return "-";
+    struct passwd *pw = getpwuid((uid_t)num);
+    if (pw && pw->pw_name && pw->pw_name[0])
+        snprintf(buf, len, "%s", pw->pw_name);
+    else
+        snprintf(buf, len, "%u", (unsigned)num);
+    return buf;
+}
+
 static void vm_table_row(struct out_table *t, const cJSON *vm, time_t now)
 {
-    char vcpu[32], mem[32], age[32];
+    char vcpu[32], mem[32], age[32], owner[64];
     const char *ip = out_json_str(vm, "ip");
     double num;
-    const char *cells[7];
+    const char *cells[8];
 
     out_json_text(vm, "vcpu", vcpu, sizeof(vcpu));
     if (out_json_num(vm, "memory_mib", &num))
@@ -318,21 +336,23 @@ static void vm_table_row(struct out_table *t, const cJSON *vm, time_t now)
     else
         snprintf(age, sizeof(age), "-");
     cells[0] = out_json_str(vm, "name");
-    cells[1] = out_json_str(vm, "state");
-    cells[2] = ip && *ip ? ip : NULL;
-    cells[3] = out_json_str(vm, "image");
-    cells[4] = vcpu;
-    cells[5] = mem;
-    cells[6] = age;
+    cells[1] = vm_owner_text(vm, owner, sizeof(owner));
+    cells[2] = out_json_str(vm, "state");
+    cells[3] = ip && *ip ? ip : NULL;
+    cells[4] = out_json_str(vm, "image");
+    cells[5] = vcpu;
+    cells[6] = mem;
+    cells[7] = age;
     out_table_add(t, cells);
 }
 
 int cmd_vm_list(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const char *const headers[] = { "NAME", "STATE", "IP", "IMAGE", "VCPU", "MEM", "AGE" };
+    static const char *const headers[] = { "NAME", "OWNER", "STATE", "IP", "IMAGE",
+                                           "VCPU", "MEM", "AGE" };
     static const struct cli_list list = {
         .cmd = "vm list", .usage = vm_list_usage, .method = "vm.list",
-        .array_key = "vms", .headers = headers, .ncols = 7, .add_row = vm_table_row,
+        .array_key = "vms", .headers = headers, .ncols = 8, .add_row = vm_table_row,
     };
 
     return cli_list(ctx, &list, argc, argv);
@@ -346,6 +366,7 @@ static void vm_print_details(const cJSON *vm)
 
     out_kv(stdout, w, "name", out_json_text(vm, "name", buf, sizeof(buf)));
     out_kv(stdout, w, "id", out_json_text(vm, "id", buf, sizeof(buf)));
+    out_kv(stdout, w, "owner", vm_owner_text(vm, buf, sizeof(buf)));
     out_kv(stdout, w, "state", out_json_text(vm, "state", buf, sizeof(buf)));
     if (out_json_str(vm, "last_error"))
         out_kv(stdout, w, "last error", out_json_str(vm, "last_error"));

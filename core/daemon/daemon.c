@@ -87,7 +87,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     if (r < 0)
         return r;
     /* core/guest: banger's ssh identity; without it only ssh access is lost. */
-    if (guest_ssh_setup(cfg->state_dir, err) < 0) {
+    if (guest_ssh_setup(cfg->state_dir, 0, err) < 0) {
         bg_log(BANGER_LOG_ERROR, NULL, "ssh identity: %s", bg_error_text(err));
         bg_error_clear(err);
     }
@@ -116,7 +116,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);
     /* core/guest: write the public key into the work disk just before launch. */
-    guest_launch_wrap(&guest_launch, cfg->state_dir, &vmm.launch);
+    guest_launch_wrap(&guest_launch, cfg->state_dir, d.store, &vmm.launch);
     /* core/workdisk, outermost: the disk exists before the key goes into it. */
     workdisk_launch_wrap(&workdisk_launch, &vmm.launch);
     r = vmsvc_new(cfg, d.store, d.plugins, &vmm, &d.vms, err);

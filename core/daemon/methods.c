@@ -32,6 +32,7 @@ static cJSON *json_vm(const struct vm_record *r, int pid)
     cJSON_AddStringToObject(o, "ip", r->ip);
     cJSON_AddStringToObject(o, "mac", r->mac);
     cJSON_AddNumberToObject(o, "cid", r->cid);
+    cJSON_AddNumberToObject(o, "owner_uid", r->owner_uid);
     if (pid > 0)
         cJSON_AddNumberToObject(o, "pid", pid);
     else
@@ -149,13 +150,14 @@ static int method_vm_create(struct bangerd *d, struct rpc_call *call)
         return bg_fail(&call->err, -EINVAL, "vcpu must be between 1 and 32, not 0");
     p.vcpu = (unsigned)vcpu;
     p.memory_mib = mem;
+    p.owner_uid = call->caller.uid;
     struct vm_record *rec = NULL;
     r = vmsvc_create(d->vms, &p, bangerd_progress, call, &rec, &call->err);
     return method_vm_result(d, call, rec, r);
 }
 
-typedef int (*vm_op_fn)(struct vmsvc *, const char *, vmsvc_progress_fn, void *, struct vm_record **,
-                        struct banger_error *);
+typedef int (*vm_op_fn)(struct vmsvc *, uid_t, const char *, vmsvc_progress_fn, void *,
+                        struct vm_record **, struct banger_error *);
 
 static int method_vm_op(struct bangerd *d, struct rpc_call *call, vm_op_fn op)
 {
@@ -165,7 +167,7 @@ static int method_vm_op(struct bangerd *d, struct rpc_call *call, vm_op_fn op)
     if (r < 0)
         return r;
     struct vm_record *rec = NULL;
-    r = op(d->vms, ref, bangerd_progress, call, &rec, &call->err);
+    r = op(d->vms, call->caller.uid, ref, bangerd_progress, call, &rec, &call->err);
     return method_vm_result(d, call, rec, r);
 }
 
@@ -207,7 +209,7 @@ static int method_vm_kill(struct bangerd *d, struct rpc_call *call)
     if (r < 0)
         return r;
     struct vm_record *rec = NULL;
-    r = vmsvc_kill(d->vms, ref, sig, &rec, &call->err);
+    r = vmsvc_kill(d->vms, call->caller.uid, ref, sig, &rec, &call->err);
     return method_vm_result(d, call, rec, r);
 }
 
@@ -219,7 +221,7 @@ static int method_vm_delete(struct bangerd *d, struct rpc_call *call)
     if (r < 0)
         return r;
     struct vm_record *rec = NULL;
-    r = vmsvc_delete(d->vms, ref, bangerd_progress, call, &rec, &call->err);
+    r = vmsvc_delete(d->vms, call->caller.uid, ref, bangerd_progress, call, &rec, &call->err);
     if (r < 0)
         return r;
     call->result = cJSON_CreateObject();
@@ -229,7 +231,8 @@ static int method_vm_delete(struct bangerd *d, struct rpc_call *call)
     return 0;
 }
 
-/* The parameterless methods that walk every VM start here. */
+/* The parameterless methods that walk VMs start here: the caller's own
+ * VMs, or every VM for root. */
 static int method_vm_list_load(struct bangerd *d, struct rpc_call *call, struct vm_list **list)
 {
     char eb[512] = "";
@@ -239,6 +242,15 @@ static int method_vm_list_load(struct bangerd *d, struct rpc_call *call, struct 
     r = store_vm_list(d->store, list, eb, sizeof(eb));
     if (r < 0)
         return bg_fail(&call->err, r, "%s", eb);
+    size_t kept = 0;
+    for (size_t i = 0; i < (*list)->count; i++) {
+        struct vm_record *rec = (*list)->items[i];
+        if (vmsvc_may_act(call->caller.uid, rec))
+            (*list)->items[kept++] = rec;
+        else
+            vm_record_free(rec);
+    }
+    (*list)->count = kept;
     return 0;
 }
 
@@ -268,7 +280,7 @@ static int method_vm_show(struct bangerd *d, struct rpc_call *call)
         return r;
     struct vm_record *rec = NULL;
     int pid = 0;
-    r = vmsvc_show(d->vms, ref, &rec, &pid, &call->err);
+    r = vmsvc_show(d->vms, call->caller.uid, ref, &rec, &pid, &call->err);
     if (r < 0)
         return r;
     call->result = json_vm(rec, pid);
@@ -293,7 +305,7 @@ static int method_vm_logs(struct bangerd *d, struct rpc_call *call)
     char *data = NULL;
     size_t len = 0;
     long long next = 0;
-    r = vmsvc_logs(d->vms, ref, from, &data, &len, &next, &call->err);
+    r = vmsvc_logs(d->vms, call->caller.uid, ref, from, &data, &len, &next, &call->err);
     if (r < 0)
         return r;
     call->result = cJSON_CreateObject();
@@ -316,7 +328,7 @@ static int method_vm_set(struct bangerd *d, struct rpc_call *call)
     if ((r = rpc_param_uint(call, "memory_mib", 1ull << 30, &mem)) < 0 && r != -ENOENT)
         return r;
     struct vm_record *rec = NULL;
-    r = vmsvc_set(d->vms, ref, (unsigned)vcpu, mem, &rec, &call->err);
+    r = vmsvc_set(d->vms, call->caller.uid, ref, (unsigned)vcpu, mem, &rec, &call->err);
     return method_vm_result(d, call, rec, r);
 }
 
@@ -334,7 +346,7 @@ static int method_vm_prune(struct bangerd *d, struct rpc_call *call)
             continue;
         struct vm_record *rec = NULL;
         struct banger_error e = { 0 };
-        if (vmsvc_delete(d->vms, list->items[i]->id, NULL, NULL, &rec, &e) < 0) {
+        if (vmsvc_delete(d->vms, call->caller.uid, list->items[i]->id, NULL, NULL, &rec, &e) < 0) {
             bg_error_prefix(&e, "%s", list->items[i]->name);
             bg_error_join(&all, &e);
             continue;

@@ -90,7 +90,7 @@ static int method_vm_agent(struct bangerd *d, struct rpc_call *call)
     r = agent_parse_params(call, &ref, &op, &timeout_ms);
     if (r < 0)
         return r;
-    r = vmsvc_show(d->vms, ref, &rec, &pid, &call->err);
+    r = vmsvc_show(d->vms, call->caller.uid, ref, &rec, &pid, &call->err);
     if (r < 0)
         return r;
     /* From here on every failure is about the VM or its agent. */

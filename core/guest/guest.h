@@ -1,42 +1,52 @@
-/* Guest access: banger's own ssh identity (state_dir/ssh/id_ed25519), the
- * host keys of guests pinned on first contact (state_dir/ssh/known_hosts),
- * and the public key written into each VM's work disk before it boots. */
+/* Guest access: banger's ssh identities, one key pair per VM owner
+ * (root's state_dir/ssh/id_ed25519, uid N's state_dir/ssh/uid-N/id_ed25519),
+ * the host keys of guests pinned on first contact (state_dir/ssh/known_hosts),
+ * and the public keys written into each VM's work disk before it boots: the
+ * owner's and root's, so one member's key opens only that member's VMs. */
 #ifndef BANGER_GUEST_H
 #define BANGER_GUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "engine/engine.h"
 #include "host/vm.h"
+#include "store/store.h"
 #include "util/error.h"
 
 #define GUEST_SSH_USER "root"
 /* The drive mounted at /root in the guest (core/workdisk). */
 #define GUEST_WORK_DRIVE_ID BANGER_DRIVE_WORK
 
-/* Create state_dir/ssh (0700) and generate the ed25519 key pair there when
- * it is missing (ssh-keygen through the runner). */
-int guest_ssh_setup(const char *state_dir, struct banger_error *err);
+/* Create state_dir/ssh (0700; for uid N also ssh/uid-N, 0700) and generate
+ * uid's ed25519 key pair there when it is missing (ssh-keygen through the
+ * runner). The files are root's, the private key 0600: the daemon hands a
+ * key only to its own uid (vm.ssh_info). Safe to call from many threads. */
+int guest_ssh_setup(const char *state_dir, uid_t uid, struct banger_error *err);
 
-/* malloc'd paths below state_dir/ssh. */
-char *guest_ssh_key_path(const char *state_dir);
+/* malloc'd paths below state_dir/ssh: uid's private key (".pub" appended:
+ * the public one) and the pinned host keys. */
+char *guest_ssh_key_path(const char *state_dir, uid_t uid);
 char *guest_known_hosts_path(const char *state_dir);
 
-/* Write `pubkey` as /.ssh/authorized_keys (0600, dir 0700, owner root) in the
- * ext4 image `disk` without mounting it (debugfs -w), then read it back.
+/* Write `pubkeys` (one or more "ssh-..." lines) as /.ssh/authorized_keys
+ * (0600, dir 0700, owner root) in the ext4 image `disk` without mounting it
+ * (debugfs -w), then read it back.
  * The work disk's root is the guest's /root. `scratch_dir` holds a
  * temporary copy of the key for debugfs. */
-int guest_inject_key(const char *disk, const char *pubkey, const char *scratch_dir,
+int guest_inject_key(const char *disk, const char *pubkeys, const char *scratch_dir,
                      struct banger_error *err);
 
-/* Wraps a launch step: before the original launch, the public key goes
- * into the VM's "work" drive (when the VM has one). */
+/* Wraps a launch step: before the original launch, the public keys of the
+ * VM's owner (read from `store`) and of root go into the VM's "work" drive
+ * (when the VM has one). */
 struct guest_launch {
     struct engine_launch_ops inner;
     char *state_dir;
+    struct store *store;
 };
-void guest_launch_wrap(struct guest_launch *gl, const char *state_dir,
+void guest_launch_wrap(struct guest_launch *gl, const char *state_dir, struct store *store,
                        struct engine_launch_ops *ops);
 void guest_launch_done(struct guest_launch *gl);
 

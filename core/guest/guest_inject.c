@@ -20,7 +20,32 @@ static bool guest_debugfs_safe(const char *path)
     return path[0] == '/' && !strpbrk(path, " \t\n\"'\\");
 }
 
-int guest_inject_key(const char *disk, const char *pubkey, const char *scratch_dir,
+/* The non-empty lines of `keys`, each ended by one newline; NULL when none
+ * is an ssh key. */
+static char *guest_key_lines(const char *keys)
+{
+    char *out = xstrdup("");
+    bool any = false;
+    for (const char *p = keys; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n > 0 && strncmp(p, "ssh-", 4) == 0) {
+            char *more = xasprintf("%s%.*s\n", out, (int)n, p);
+            free(out);
+            out = more;
+            any = true;
+        }
+        p += n;
+        if (*p == '\n')
+            p++;
+    }
+    if (!any) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int guest_inject_key(const char *disk, const char *pubkeys, const char *scratch_dir,
                      struct banger_error *err)
 {
     struct banger_run_result res = { .struct_size = sizeof(res) };
@@ -34,8 +59,11 @@ int guest_inject_key(const char *disk, const char *pubkey, const char *scratch_d
                     disk : tmp);
         goto cleanup;
     }
-    size_t klen = strcspn(pubkey, "\n");
-    line = xasprintf("%.*s\n", (int)klen, pubkey);
+    line = guest_key_lines(pubkeys);
+    if (!line) {
+        r = bg_fail(err, -EINVAL, "no ssh public key to write into %s", disk);
+        goto cleanup;
+    }
     r = fs_write_atomic(tmp, line, strlen(line), 0600, err);
     if (r < 0)
         goto cleanup;

@@ -46,6 +46,11 @@ static const char *const store_migrations[] = {
     "  started_at INTEGER"
     ");"
     "CREATE INDEX vms_image_id ON vms(image_id);",
+    /* 2: every VM belongs to the uid that created it; VMs from before
+     * owners existed were made through root's daemon and become root's. */
+    "ALTER TABLE vms ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (owner_uid >= 0 AND owner_uid <= 4294967294);"
+    "CREATE INDEX vms_owner_uid ON vms(owner_uid);",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) == STORE_SCHEMA_VERSION,

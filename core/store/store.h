@@ -15,7 +15,9 @@
  *       overlay_size (bytes), nat (0/1),
  *       state CHECK IN ('created','running','stopped','error'),
  *       ip TEXT UNIQUE, mac TEXT UNIQUE, cid INTEGER UNIQUE (>= 3),
- *       last_error NULL, created_at, updated_at, started_at NULL)
+ *       last_error NULL, created_at, updated_at, started_at NULL,
+ *       owner_uid INTEGER (the uid that created the VM; 0 for rows older
+ *       than version 2))
  *
  *   Only durable facts live here. Transient handles (firecracker pid, tap,
  *   loop and dm devices) belong in each VM's handles.json.
@@ -55,7 +57,7 @@
 #include "store/cidr.h"
 #include "store/names.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* 12 lowercase hex chars plus NUL. */
 #define STORE_ID_LEN 12
@@ -120,6 +122,7 @@ struct vm_record {
     int64_t created_at;
     int64_t updated_at;
     int64_t started_at;  /* 0 when the VM is not running */
+    uint32_t owner_uid;  /* the uid that created it */
 };
 
 struct vm_list {
@@ -135,6 +138,7 @@ struct vm_request {
     uint64_t disk_size;
     uint64_t overlay_size;
     bool nat;
+    uint32_t owner_uid;  /* the creating client's uid (SO_PEERCRED) */
 };
 
 struct vm_record *vm_record_free(struct vm_record *rec);

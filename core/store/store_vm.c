@@ -9,7 +9,7 @@
 #define VM_SELECT                                                                       \
     "SELECT v.id, v.name, v.image_id, i.name, v.vcpu, v.memory_mib, v.disk_size,"       \
     " v.overlay_size, v.nat, v.state, v.ip, v.mac, v.cid, v.last_error, v.created_at," \
-    " v.updated_at, v.started_at FROM vms v LEFT JOIN images i ON i.id = v.image_id"
+    " v.updated_at, v.started_at, v.owner_uid FROM vms v LEFT JOIN images i ON i.id = v.image_id"
 
 static const char *const vm_state_names[] = {
     [VM_STATE_CREATED] = "created",
@@ -92,6 +92,7 @@ static int store_vm_from_row(sqlite3_stmt *stmt, void *slot)
     rec->created_at = sqlite3_column_int64(stmt, 14);
     rec->updated_at = sqlite3_column_int64(stmt, 15);
     rec->started_at = sqlite3_column_int64(stmt, 16); /* NULL reads as 0 */
+    rec->owner_uid = (uint32_t)sqlite3_column_int64(stmt, 17);
     *(struct vm_record **)slot = rec;
     rec = NULL;
     r = 0;

@@ -224,6 +224,8 @@ static int store_vm_validate_request(const struct vm_request *req, uint32_t net,
         return store_fail(errbuf, errlen, -EINVAL, "a VM needs at least 1 vCPU");
     if (req->memory_mib < 1)
         return store_fail(errbuf, errlen, -EINVAL, "a VM needs some memory");
+    if (req->owner_uid == UINT32_MAX)
+        return store_fail(errbuf, errlen, -EINVAL, "uid %u cannot own a VM", req->owner_uid);
     if (req->memory_mib > INT64_MAX || req->disk_size > INT64_MAX || req->overlay_size > INT64_MAX)
         return store_fail(errbuf, errlen, -EINVAL, "VM size out of range");
     return cidr_validate(net, prefix, errbuf, errlen);
@@ -296,8 +298,9 @@ static int store_vm_reserve_locked(struct store *store, const struct vm_request 
 
     r = store_prepare(store,
                       "INSERT INTO vms (id, name, image_id, vcpu, memory_mib, disk_size,"
-                      " overlay_size, nat, state, ip, mac, cid, created_at, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9, ?10, ?11, ?12, ?12)",
+                      " overlay_size, nat, state, ip, mac, cid, created_at, updated_at, owner_uid)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9, ?10, ?11, ?12, ?12,"
+                      " ?13)",
                       &stmt, errbuf, errlen);
     if (r < 0)
         goto cleanup;
@@ -314,6 +317,7 @@ static int store_vm_reserve_locked(struct store *store, const struct vm_request 
     sqlite3_bind_text(stmt, 10, mac_text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 11, cid);
     sqlite3_bind_int64(stmt, 12, now);
+    sqlite3_bind_int64(stmt, 13, req->owner_uid);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
         r = store_db_fail(store, rc, errbuf, errlen, "cannot insert VM");

@@ -85,17 +85,32 @@ void vmsvc_free(struct vmsvc *svc)
 
 /* ---- records and runtime objects ---------------------------------------- */
 
-int vmsvc_find_record(struct vmsvc *svc, const char *ref, struct vm_record **out,
+bool vmsvc_may_act(uid_t caller, const struct vm_record *rec)
+{
+    return caller == VMSVC_ROOT || rec->owner_uid == (uint32_t)caller;
+}
+
+int vmsvc_find_record(struct vmsvc *svc, uid_t caller, const char *ref, struct vm_record **out,
                       struct banger_error *err)
 {
     char eb[512] = "";
+    struct vm_record *rec = NULL;
     if (!ref || !ref[0])
         return bg_fail(err, -EINVAL, "no VM given");
-    int r = store_vm_find(svc->store, ref, out, eb, sizeof(eb));
+    int r = store_vm_find(svc->store, ref, &rec, eb, sizeof(eb));
     if (r == -ENOENT)
         return bg_fail(err, r, "no VM named '%s'", ref);
     if (r < 0)
         return bg_fail(err, r, "%s", eb[0] ? eb : strerror(-r));
+    /* The owner never changes, so the check holds for the record re-read
+     * under the lock too (an id is never reused). */
+    if (!vmsvc_may_act(caller, rec)) {
+        r = bg_fail(err, -EACCES, "VM '%s' belongs to uid %u", rec->name,
+                    (unsigned)rec->owner_uid);
+        vm_record_free(rec);
+        return r;
+    }
+    *out = rec;
     return 0;
 }
 
@@ -245,6 +260,7 @@ static int vmsvc_check_create(const struct bg_config *cfg, const struct vm_creat
     req->disk_size = p->disk_size ? p->disk_size : cfg->vm_defaults.disk_size;
     req->overlay_size = cfg->vm_defaults.overlay_size;
     req->nat = p->nat;
+    req->owner_uid = (uint32_t)p->owner_uid;
     if (req->vcpu < 1 || req->vcpu > 32)
         return bg_fail(err, -EINVAL, "vcpu must be between 1 and 32, not %u", req->vcpu);
     if (req->memory_mib < 128 || req->memory_mib > (1u << 20))
@@ -306,11 +322,11 @@ int vmsvc_create(struct vmsvc *svc, const struct vm_create_params *p, vmsvc_prog
 }
 
 /* Find the VM, take its lock, and re-read the record under the lock. */
-static int vmsvc_begin(struct vmsvc *svc, const char *ref, struct vm_record **rec,
+static int vmsvc_begin(struct vmsvc *svc, uid_t caller, const char *ref, struct vm_record **rec,
                        struct vmsvc_lock **lock, struct banger_error *err)
 {
     struct vm_record *found = NULL;
-    int r = vmsvc_find_record(svc, ref, &found, err);
+    int r = vmsvc_find_record(svc, caller, ref, &found, err);
     if (r < 0)
         return r;
     *lock = vmsvc_lock(svc, found->id);
@@ -335,24 +351,24 @@ static int vmsvc_finish(struct vmsvc *svc, struct vm_record *rec, struct vmsvc_l
     return r;
 }
 
-int vmsvc_start(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-                struct vm_record **out, struct banger_error *err)
+int vmsvc_start(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+                void *ctx, struct vm_record **out, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
     struct vmsvc_lock *lock = NULL;
-    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    int r = vmsvc_begin(svc, caller, ref, &rec, &lock, err);
     if (r < 0)
         return r;
     r = vmsvc_start_locked(svc, rec, progress, ctx, err);
     return vmsvc_finish(svc, rec, lock, r, out, err);
 }
 
-int vmsvc_stop(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-               struct vm_record **out, struct banger_error *err)
+int vmsvc_stop(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+               void *ctx, struct vm_record **out, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
     struct vmsvc_lock *lock = NULL;
-    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    int r = vmsvc_begin(svc, caller, ref, &rec, &lock, err);
     if (r < 0)
         return r;
     if (progress)
@@ -361,12 +377,12 @@ int vmsvc_stop(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, v
     return vmsvc_finish(svc, rec, lock, r, out, err);
 }
 
-int vmsvc_restart(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-                  struct vm_record **out, struct banger_error *err)
+int vmsvc_restart(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+                  void *ctx, struct vm_record **out, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
     struct vmsvc_lock *lock = NULL;
-    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    int r = vmsvc_begin(svc, caller, ref, &rec, &lock, err);
     if (r < 0)
         return r;
     if (progress)
@@ -383,12 +399,12 @@ int vmsvc_restart(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress
     return vmsvc_finish(svc, rec, lock, r, out, err);
 }
 
-int vmsvc_kill(struct vmsvc *svc, const char *ref, int sig, struct vm_record **out,
+int vmsvc_kill(struct vmsvc *svc, uid_t caller, const char *ref, int sig, struct vm_record **out,
                struct banger_error *err)
 {
     struct vm_record *rec = NULL;
     struct vmsvc_lock *lock = NULL;
-    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    int r = vmsvc_begin(svc, caller, ref, &rec, &lock, err);
     if (r < 0)
         return r;
     struct banger_vm *vm = NULL;
@@ -402,13 +418,13 @@ int vmsvc_kill(struct vmsvc *svc, const char *ref, int sig, struct vm_record **o
     return vmsvc_finish(svc, rec, lock, r, out, err);
 }
 
-int vmsvc_delete(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-                 struct vm_record **deleted, struct banger_error *err)
+int vmsvc_delete(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+                 void *ctx, struct vm_record **deleted, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
     struct vmsvc_lock *lock = NULL;
     char eb[512] = "";
-    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    int r = vmsvc_begin(svc, caller, ref, &rec, &lock, err);
     if (r < 0)
         return r;
     if (progress)
@@ -457,7 +473,7 @@ done:
     return r;
 }
 
-int vmsvc_set(struct vmsvc *svc, const char *ref, unsigned vcpu, uint64_t memory_mib,
+int vmsvc_set(struct vmsvc *svc, uid_t caller, const char *ref, unsigned vcpu, uint64_t memory_mib,
               struct vm_record **out, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
@@ -469,7 +485,7 @@ int vmsvc_set(struct vmsvc *svc, const char *ref, unsigned vcpu, uint64_t memory
         return bg_fail(err, -EINVAL, "memory must be between 128 and 1048576 MiB");
     if (!vcpu && !memory_mib)
         return bg_fail(err, -EINVAL, "nothing to change (give --vcpu or --memory)");
-    int r = vmsvc_begin(svc, ref, &rec, &lock, err);
+    int r = vmsvc_begin(svc, caller, ref, &rec, &lock, err);
     if (r < 0)
         return r;
     r = store_vm_set_resources(svc->store, rec->id, vcpu, memory_mib, eb, sizeof(eb));
@@ -480,11 +496,11 @@ int vmsvc_set(struct vmsvc *svc, const char *ref, unsigned vcpu, uint64_t memory
     return vmsvc_finish(svc, rec, lock, r, out, err);
 }
 
-int vmsvc_show(struct vmsvc *svc, const char *ref, struct vm_record **out, int *pid,
+int vmsvc_show(struct vmsvc *svc, uid_t caller, const char *ref, struct vm_record **out, int *pid,
                struct banger_error *err)
 {
     struct vm_record *rec = NULL;
-    int r = vmsvc_find_record(svc, ref, &rec, err);
+    int r = vmsvc_find_record(svc, caller, ref, &rec, err);
     if (r < 0)
         return r;
     if (pid)
@@ -493,11 +509,11 @@ int vmsvc_show(struct vmsvc *svc, const char *ref, struct vm_record **out, int *
     return 0;
 }
 
-int vmsvc_logs(struct vmsvc *svc, const char *ref, long long offset, char **data, size_t *len,
-               long long *next, struct banger_error *err)
+int vmsvc_logs(struct vmsvc *svc, uid_t caller, const char *ref, long long offset, char **data,
+               size_t *len, long long *next, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
-    int r = vmsvc_find_record(svc, ref, &rec, err);
+    int r = vmsvc_find_record(svc, caller, ref, &rec, err);
     if (r < 0)
         return r;
     char *dir = fs_join(svc->vms_state_dir, rec->id);

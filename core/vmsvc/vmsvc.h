@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 #include "engine/engine.h"
@@ -35,9 +36,19 @@ struct vm_create_params {
     uint64_t disk_size;      /* 0 = config default */
     bool nat;
     bool start;
+    uid_t owner_uid;         /* who asked (SO_PEERCRED): the VM is theirs */
 };
 
 typedef void (*vmsvc_progress_fn)(void *ctx, const char *stage);
+
+/* Every call on an existing VM names the uid that asks (the RPC peer's,
+ * from SO_PEERCRED). A VM belongs to the uid that created it: only that uid
+ * and root (uid 0) may see or touch it; anyone else is refused with
+ * -EACCES, "VM '<name>' belongs to uid N". */
+#define VMSVC_ROOT ((uid_t)0)
+
+/* May `caller` see and act on the VM? */
+bool vmsvc_may_act(uid_t caller, const struct vm_record *rec);
 
 struct vmsvc;
 
@@ -47,25 +58,25 @@ void vmsvc_free(struct vmsvc *svc);
 
 int vmsvc_create(struct vmsvc *svc, const struct vm_create_params *p, vmsvc_progress_fn progress,
                  void *ctx, struct vm_record **out, struct banger_error *err);
-int vmsvc_start(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-                struct vm_record **out, struct banger_error *err);
-int vmsvc_stop(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-               struct vm_record **out, struct banger_error *err);
-int vmsvc_restart(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-                  struct vm_record **out, struct banger_error *err);
-int vmsvc_kill(struct vmsvc *svc, const char *ref, int sig, struct vm_record **out,
+int vmsvc_start(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+                void *ctx, struct vm_record **out, struct banger_error *err);
+int vmsvc_stop(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+               void *ctx, struct vm_record **out, struct banger_error *err);
+int vmsvc_restart(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+                  void *ctx, struct vm_record **out, struct banger_error *err);
+int vmsvc_kill(struct vmsvc *svc, uid_t caller, const char *ref, int sig, struct vm_record **out,
                struct banger_error *err);
 /* On success *deleted holds the deleted record. */
-int vmsvc_delete(struct vmsvc *svc, const char *ref, vmsvc_progress_fn progress, void *ctx,
-                 struct vm_record **deleted, struct banger_error *err);
-int vmsvc_set(struct vmsvc *svc, const char *ref, unsigned vcpu, uint64_t memory_mib,
+int vmsvc_delete(struct vmsvc *svc, uid_t caller, const char *ref, vmsvc_progress_fn progress,
+                 void *ctx, struct vm_record **deleted, struct banger_error *err);
+int vmsvc_set(struct vmsvc *svc, uid_t caller, const char *ref, unsigned vcpu, uint64_t memory_mib,
               struct vm_record **out, struct banger_error *err);
-int vmsvc_show(struct vmsvc *svc, const char *ref, struct vm_record **out, int *pid,
+int vmsvc_show(struct vmsvc *svc, uid_t caller, const char *ref, struct vm_record **out, int *pid,
                struct banger_error *err);
 /* Read the VM's firecracker.log from `offset` (negative: the last -offset
  * bytes); *next is where the next read starts. */
-int vmsvc_logs(struct vmsvc *svc, const char *ref, long long offset, char **data, size_t *len,
-               long long *next, struct banger_error *err);
+int vmsvc_logs(struct vmsvc *svc, uid_t caller, const char *ref, long long offset, char **data,
+               size_t *len, long long *next, struct banger_error *err);
 /* Pid of the VM's live VMM or 0. */
 int vmsvc_pid(struct vmsvc *svc, const struct vm_record *rec);
 

@@ -42,7 +42,8 @@ void vmsvc_watch_stop(struct vmsvc *svc);
 /* Run the VM's stop steps and record stopped (or error), lock held. */
 int vmsvc_stop_locked(struct vmsvc *svc, const struct vm_record *rec, struct banger_error *err);
 
-int vmsvc_find_record(struct vmsvc *svc, const char *ref, struct vm_record **out,
+/* The VM `ref` names, when `caller` may act on it (vmsvc_may_act). */
+int vmsvc_find_record(struct vmsvc *svc, uid_t caller, const char *ref, struct vm_record **out,
                       struct banger_error *err);
 int vmsvc_vm_object(struct vmsvc *svc, const struct vm_record *rec, struct banger_vm **out,
                     struct banger_error *err);

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static char test_socket[128];
     "{\"id\":\"3f9c0a7b12de\",\"name\":\"" name "\",\"state\":\"" state "\",\"image\":\"default\"," \
     "\"image_id\":\"aa11\",\"vcpu\":2,\"memory_mib\":1024,\"disk_size\":8589934592,\"nat\":false," \
     "\"ip\":" ip ",\"mac\":\"06:00:ac:1d:00:02\",\"cid\":3,\"pid\":4242,\"last_error\":null,"   \
-    "\"created_at\":1764150000,\"started_at\":1764150001,\"updated_at\":1764150001}"
+    "\"owner_uid\":0,\"created_at\":1764150000,\"started_at\":1764150001,\"updated_at\":1764150001}"
 #define OK(result) "{\"v\":1,\"op_id\":\"op-00000001\",\"result\":" result "}\n"
 #define NOT_FOUND(what) \
     "{\"v\":1,\"error\":{\"code\":\"not_found\",\"message\":\"no VM named '" what "'\",\"op_id\":\"op-1a2b3c4d\"}}\n"
@@ -451,6 +452,9 @@ END_TEST
 
 /* --- people output ------------------------------------------------------------ */
 
+/* No account has this uid on a test host. */
+#define CLI_TEST_NO_SUCH_UID 3999999999u
+
 START_TEST(test_list_table_alignment)
 {
     long long now = (long long)time(NULL);
@@ -463,17 +467,21 @@ START_TEST(test_list_table_alignment)
     snprintf(list_reply, sizeof(list_reply),
              "{\"v\":1,\"op_id\":\"op-2\",\"result\":{\"vms\":["
              "{\"name\":\"web\",\"state\":\"running\",\"ip\":\"172.29.0.2\",\"image\":\"default\","
-             "\"vcpu\":2,\"memory_mib\":1024,\"created_at\":%lld},"
+             "\"vcpu\":2,\"memory_mib\":1024,\"created_at\":%lld,\"owner_uid\":0},"
              "{\"name\":\"db-primary\",\"state\":\"stopped\",\"ip\":null,\"image\":\"debian-12\","
-             "\"vcpu\":4,\"memory_mib\":4096,\"created_at\":%lld},"
+             "\"vcpu\":4,\"memory_mib\":4096,\"created_at\":%lld,\"owner_uid\":%u},"
              "{\"name\":\"x\",\"state\":\"error\",\"ip\":\"172.29.0.14\",\"image\":\"alpine\","
              "\"vcpu\":16,\"memory_mib\":1536,\"created_at\":%lld}]}}\n",
-             now - 3 * 86400 - 600, now - 2 * 3600 - 600, now - 3 * 60 - 20);
+             now - 3 * 86400 - 600, now - 2 * 3600 - 600, (unsigned)CLI_TEST_NO_SUCH_UID,
+             now - 3 * 60 - 20);
+    /* Root by name, a uid the host does not know by number, and "-" from a
+     * daemon that sends no owner. */
     snprintf(expected, sizeof(expected), "%s",
-             "NAME        STATE    IP           IMAGE      VCPU  MEM    AGE\n"
-             "web         running  172.29.0.2   default    2     1024M  3d\n"
-             "db-primary  stopped  -            debian-12  4     4G     2h\n"
-             "x           error    172.29.0.14  alpine     16    1536M  3m\n");
+             "NAME        OWNER       STATE    IP           IMAGE      VCPU  MEM    AGE\n"
+             "web         root        running  172.29.0.2   default    2     1024M  3d\n"
+             "db-primary  3999999999  stopped  -            debian-12  4     4G     2h\n"
+             "x           -           error    172.29.0.14  alpine     16    1536M  3m\n");
+    ck_assert_ptr_null(getpwuid(CLI_TEST_NO_SUCH_UID));
     RUN(replies, &res, "ps");
     ck_assert_int_eq(res.exit_status, 0);
     ck_assert_str_eq(res.out, expected);
@@ -488,6 +496,7 @@ START_TEST(test_show_key_value)
     RUN(generic_replies, &res, "vm", "show", "web");
     ck_assert_int_eq(res.exit_status, 0);
     ck_assert_ptr_nonnull(strstr(res.out, "name:       web\n"));
+    ck_assert_ptr_nonnull(strstr(res.out, "owner:      root\n"));
     ck_assert_ptr_nonnull(strstr(res.out, "state:      running\n"));
     ck_assert_ptr_nonnull(strstr(res.out, "memory:     1024M\n"));
     ck_assert_ptr_nonnull(strstr(res.out, "disk size:  8G\n"));

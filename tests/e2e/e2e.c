@@ -5,6 +5,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -321,7 +322,15 @@ static char *e2e_slurp_fd(int fd)
     return buf;
 }
 
-int e2e_cli(struct e2e *t, char **out, char **err, const char *const *argv)
+/* In a forked child: become uid/gid with only the group gid. */
+static void e2e_become(uid_t uid, gid_t gid)
+{
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+        _exit(126);
+}
+
+static int e2e_cli_common(struct e2e *t, bool as_other, uid_t uid, gid_t gid, char **out,
+                          char **err, const char *const *argv)
 {
     int po[2], pe[2];
     ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
@@ -333,6 +342,8 @@ int e2e_cli(struct e2e *t, char **out, char **err, const char *const *argv)
         dup2(pe[1], 2);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
+        if (as_other)
+            e2e_become(uid, gid);
         const char *args[64];
         size_t n = 0;
         args[n++] = "banger";
@@ -364,12 +375,26 @@ int e2e_cli(struct e2e *t, char **out, char **err, const char *const *argv)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-cJSON *e2e_rpc_raw(struct e2e *t, const char *line, int *events)
+int e2e_cli(struct e2e *t, char **out, char **err, const char *const *argv)
+{
+    return e2e_cli_common(t, false, 0, 0, out, err, argv);
+}
+
+int e2e_cli_as(struct e2e *t, uid_t uid, gid_t gid, char **out, char **err,
+               const char *const *argv)
+{
+    return e2e_cli_common(t, true, uid, gid, out, err, argv);
+}
+
+/* Send one request line and read every reply line; NULL when the socket
+ * does not accept. No check assertions: a forked child runs it too. */
+static char *e2e_exchange(const char *socket_path, const char *line)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
+    if (fd < 0)
+        return NULL;
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", t->socket);
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path);
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         close(fd);
         return NULL;
@@ -385,6 +410,12 @@ cJSON *e2e_rpc_raw(struct e2e *t, const char *line, int *events)
     shutdown(fd, SHUT_WR);
     char *all = e2e_slurp_fd(fd);
     close(fd);
+    return all;
+}
+
+/* The final line of a reply (progress events counted). Frees all. */
+static cJSON *e2e_parse_reply(char *all, int *events)
+{
     cJSON *final = NULL;
     int n_events = 0;
     for (char *save = NULL, *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -402,6 +433,47 @@ cJSON *e2e_rpc_raw(struct e2e *t, const char *line, int *events)
     if (events)
         *events = n_events;
     return final;
+}
+
+cJSON *e2e_rpc_raw(struct e2e *t, const char *line, int *events)
+{
+    char *all = e2e_exchange(t->socket, line);
+    return all ? e2e_parse_reply(all, events) : NULL;
+}
+
+cJSON *e2e_rpc_as(struct e2e *t, uid_t uid, gid_t gid, const char *method,
+                  const char *params_json)
+{
+    char *line = e2e_printf("{\"v\":1,\"method\":\"%s\",\"params\":%s}\n", method,
+                            params_json ? params_json : "{}");
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        e2e_become(uid, gid);
+        char *all = e2e_exchange(t->socket, line);
+        if (!all)
+            _exit(3);
+        size_t len = strlen(all);
+        for (size_t done = 0; done < len;) {
+            ssize_t w = write(p[1], all + done, len - done);
+            if (w <= 0)
+                _exit(4);
+            done += (size_t)w;
+        }
+        _exit(0);
+    }
+    close(p[1]);
+    char *all = e2e_slurp_fd(p[0]);
+    close(p[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    free(line);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "%s as uid %u: the client failed (status %d)", method, (unsigned)uid, status);
+    return e2e_parse_reply(all, NULL);
 }
 
 cJSON *e2e_rpc(struct e2e *t, const char *method, const char *params_json)

@@ -44,6 +44,13 @@ void e2e_teardown(struct e2e *t);
 /* Run the CLI with --socket; returns its exit status, output in out and err
  * (malloc'd, may be NULL); argv is NULL-terminated, without "banger". */
 int e2e_cli(struct e2e *t, char **out, char **err, const char *const *argv);
+/* e2e_cli as a client with uid `uid`, gid `gid` and that group alone (a
+ * socket_group member when gid is the group), dropped in the child. */
+int e2e_cli_as(struct e2e *t, uid_t uid, gid_t gid, char **out, char **err,
+               const char *const *argv);
+/* e2e_rpc from such a client (a forked child). */
+cJSON *e2e_rpc_as(struct e2e *t, uid_t uid, gid_t gid, const char *method,
+                  const char *params_json);
 /* One raw request line; returns the parsed final reply (caller frees) and
  * counts progress events in *events when given. */
 cJSON *e2e_rpc_raw(struct e2e *t, const char *line, int *events);

@@ -69,13 +69,17 @@ START_TEST(every_command)
     contains(out, "db created");
     free(out);
     out = CLI(0, "vm", "list");
-    contains(out, "NAME");
-    contains(out, "web   running");
-    contains(out, "db    created");
+    contains(out, "NAME  OWNER  STATE");
+    /* Made by root, so root's. */
+    contains(out, "web   root   running");
+    contains(out, "db    root   created");
     free(out);
     out = CLI(0, "ps", "--json");
     cJSON *j = cJSON_Parse(out);
     ck_assert_msg(j != NULL, "--json output does not parse: %s", out);
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "vms"), 0);
+    const cJSON *owner = cJSON_GetObjectItem(first, "owner_uid");
+    ck_assert_msg(cJSON_IsNumber(owner) && owner->valueint == 0, "no owner_uid 0 in: %s", out);
     cJSON_Delete(j);
     free(out);
     out = CLI(0, "vm", "show", "web");

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -80,7 +82,10 @@ static void g_setup(void)
 
     ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (tests need root)",
                   strerror(errno));
-    e2e_setup_plugins(&T, plugins, "tap = { pool_size = 0; };\n", NULL);
+    /* nogroup: test_member_key_opens_only_own_vms drives the daemon as two
+     * of its members too. */
+    e2e_setup_plugins(&T, plugins, "tap = { pool_size = 0; };\nsocket_group = \"nogroup\";\n",
+                      NULL);
     char *home = g_printf("%s/home", T.dir);
     ck_assert_int_eq(mkdir(home, 0700), 0);
     setenv("HOME", home, 1);
@@ -501,6 +506,150 @@ START_TEST(test_ssh_config_install_idempotent)
 }
 END_TEST
 
+/* ---- VMs belong to their creator: ssh ---------------------------------- */
+
+#define G_NOGROUP 65534
+
+struct g_member {
+    uid_t uid;
+    char *home;
+};
+
+/* Two accounts of the host whose primary group is nogroup, the daemon's
+ * socket_group here: ssh needs the uid to exist, so these cannot be made up. */
+static void g_members(struct g_member m[2])
+{
+    size_t n = 0;
+    struct passwd *pw;
+    setpwent();
+    while (n < 2 && (pw = getpwent()) != NULL) {
+        if (pw->pw_uid != 0 && pw->pw_gid == G_NOGROUP)
+            m[n++].uid = pw->pw_uid;
+    }
+    endpwent();
+    ck_assert_msg(n == 2, "the host needs two accounts with primary group nogroup");
+    for (size_t i = 0; i < 2; i++) {
+        m[i].home = g_printf("%s/home-%u", T.dir, (unsigned)m[i].uid);
+        ck_assert_int_eq(mkdir(m[i].home, 0700), 0);
+        ck_assert_int_eq(chown(m[i].home, m[i].uid, G_NOGROUP), 0);
+    }
+    /* The members reach the socket through the test tree. */
+    ck_assert_int_eq(chmod(T.dir, 0755), 0);
+    ck_assert_int_eq(chmod(T.runtime_dir, 0755), 0);
+}
+
+/* The CLI as the member, with its own HOME. */
+static int g_cli_as(const struct g_member *m, char **out, char **err, const char *const *argv)
+{
+    char *home = strdup(getenv("HOME"));
+    setenv("HOME", m->home, 1);
+    int status = e2e_cli_as(&T, m->uid, G_NOGROUP, out, err, argv);
+    setenv("HOME", home, 1);
+    free(home);
+    return status;
+}
+
+/* Plain ssh as the member with `key`, host key unchecked: what a member who
+ * holds a key could try against any address on the bridge. */
+static int g_ssh_as(const struct g_member *m, const char *key, const char *ip, char **err)
+{
+    char *err_path = g_printf("%s/ssh-stderr.txt", T.dir);
+    char *dest = g_printf("root@%s", ip);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        gid_t g = G_NOGROUP;
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(e, 2);
+        if (setgroups(1, &g) < 0 || setgid(G_NOGROUP) < 0 || setuid(m->uid) < 0)
+            _exit(126);
+        setenv("HOME", m->home, 1);
+        execlp("ssh", "ssh", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o",
+               "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+               "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=15", dest, "--", "true",
+               (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *err = g_read(err_path);
+    free(err_path);
+    free(dest);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+START_TEST(test_member_key_opens_only_own_vms)
+{
+    struct g_member m[2] = { 0 };
+    char *out, *err;
+    g_members(m);
+
+    /* A runs a VM and reaches it over ssh with the key banger gave A. */
+    const char *const run[] = { "vm", "run", "--name", "wa", "-d", NULL };
+    int status = g_cli_as(&m[0], &out, &err, run);
+    ck_assert_msg(status == 0, "A's vm run: exit %d; stderr: %s", status, err);
+    free(out);
+    free(err);
+    const char *const exec[] = { "vm", "exec", "wa", "--", "echo", "owner-in", NULL };
+    status = g_cli_as(&m[0], &out, &err, exec);
+    ck_assert_msg(status == 0 && strcmp(out, "owner-in\n") == 0, "A's exec: %d %s %s", status,
+                  out, err);
+    free(out);
+    free(err);
+
+    /* B is refused by the daemon... */
+    status = g_cli_as(&m[1], &out, &err, exec);
+    ck_assert_msg(status != 0 && strstr(err, "belongs to uid"), "B's exec: %d %s %s", status, out,
+                  err);
+    free(out);
+    free(err);
+    /* ...and the key B holds does not open A's guest. */
+    const char *const ssh_config[] = { "ssh-config", NULL };
+    status = g_cli_as(&m[1], &out, &err, ssh_config);
+    ck_assert_msg(status == 0, "B's ssh-config: %d %s", status, err);
+    free(out);
+    free(err);
+    char *key_b = g_printf("%s/.cache/banger/ssh/id_ed25519", m[1].home);
+    struct stat st;
+    ck_assert_int_eq(stat(key_b, &st), 0);
+    ck_assert_int_eq(st.st_uid, m[1].uid);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    cJSON *r = e2e_rpc(&T, "vm.show", "{\"vm\":\"wa\"}");
+    const cJSON *ip = cJSON_GetObjectItem(e2e_result(r), "ip");
+    ck_assert(cJSON_IsString(ip));
+    status = g_ssh_as(&m[1], key_b, ip->valuestring, &err);
+    ck_assert_msg(status == 255 && strstr(err, "Permission denied"),
+                  "B's own key logged in to A's VM: ssh exit %d; stderr: %s", status, err);
+    free(err);
+    /* The same ssh with A's key works, so the refusal was the key's. */
+    char *key_a = g_printf("%s/.cache/banger/ssh/id_ed25519", m[0].home);
+    status = g_ssh_as(&m[0], key_a, ip->valuestring, &err);
+    ck_assert_msg(status == 0, "A's key: ssh exit %d; stderr: %s", status, err);
+    free(err);
+    cJSON_Delete(r);
+
+    /* Root reaches every VM. */
+    const char *const root_exec[] = { "vm", "exec", "wa", "--", "echo", "root-in", NULL };
+    status = g_cli(NULL, &out, &err, root_exec);
+    ck_assert_msg(status == 0 && strcmp(out, "root-in\n") == 0, "root's exec: %d %s %s", status,
+                  out, err);
+    free(out);
+    free(err);
+    const char *const del[] = { "vm", "delete", "wa", NULL };
+    ck_assert_int_eq(g_cli_as(&m[0], &out, &err, del), 0);
+    free(out);
+    free(err);
+    g_wait_no_processes();
+    free(key_a);
+    free(key_b);
+    free(m[0].home);
+    free(m[1].home);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("guest-e2e");
@@ -516,6 +665,7 @@ int main(void)
     tcase_add_test(tc, test_changed_host_key_refused);
     tcase_add_test(tc, test_refusals_create_nothing);
     tcase_add_test(tc, test_ssh_config_install_idempotent);
+    tcase_add_test(tc, test_member_key_opens_only_own_vms);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     e2e_run_begin();

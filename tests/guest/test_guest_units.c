@@ -107,12 +107,12 @@ START_TEST(test_setup_and_inject)
 {
     struct banger_error err = { 0 };
     /* The identity is made once and then kept. */
-    ck_assert_msg(guest_ssh_setup(tmp, &err) == 0, "%s", err.msg);
-    char *key = guest_ssh_key_path(tmp);
+    ck_assert_msg(guest_ssh_setup(tmp, 0, &err) == 0, "%s", err.msg);
+    char *key = guest_ssh_key_path(tmp, 0);
     struct stat st1, st2;
     ck_assert_int_eq(stat(key, &st1), 0);
     ck_assert_int_eq(st1.st_mode & 0777, 0600);
-    ck_assert_int_eq(guest_ssh_setup(tmp, &err), 0);
+    ck_assert_int_eq(guest_ssh_setup(tmp, 0, &err), 0);
     ck_assert_int_eq(stat(key, &st2), 0);
     ck_assert_int_eq(st1.st_ino, st2.st_ino);
     free(key);
@@ -149,9 +149,55 @@ START_TEST(test_setup_and_inject)
     char *scratch = fs_join(tmp, "authorized_keys.tmp");
     ck_assert_int_ne(access(scratch, F_OK), 0);
     free(scratch);
+    /* An owner's key and root's: both lines, nothing else. */
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAowner banger-uid-1001\n\n"
+                                         "ssh-ed25519 AAAAroot banger\n", tmp, &err) == 0,
+                  "%s", err.msg);
+    text = units_debugfs(disk, "cat /.ssh/authorized_keys");
+    ck_assert_str_eq(text, "ssh-ed25519 AAAAowner banger-uid-1001\nssh-ed25519 AAAAroot banger\n");
+    free(text);
+    ck_assert_int_eq(guest_inject_key(disk, "not a key\n", tmp, &err), -EINVAL);
     /* Not an ext4 image: a clear failure. */
     ck_assert_int_lt(guest_inject_key(tmp, "ssh-ed25519 AAAA\n", tmp, &err), 0);
     free(disk);
+}
+END_TEST
+
+/* Each uid has its own pair under ssh/uid-N, root's own, private to root. */
+START_TEST(test_key_per_uid)
+{
+    struct banger_error err = { 0 };
+    char *root_key = guest_ssh_key_path(tmp, 0);
+    char *a_key = guest_ssh_key_path(tmp, 1001);
+    char *b_key = guest_ssh_key_path(tmp, 1002);
+    char *want = fs_join(tmp, "ssh/uid-1001/id_ed25519");
+    ck_assert_str_eq(a_key, want);
+    free(want);
+    ck_assert_msg(guest_ssh_setup(tmp, 1001, &err) == 0, "%s", err.msg);
+    ck_assert_msg(guest_ssh_setup(tmp, 1002, &err) == 0, "%s", err.msg);
+    ck_assert_msg(guest_ssh_setup(tmp, 0, &err) == 0, "%s", err.msg);
+    struct stat st;
+    char *dir = fs_join(tmp, "ssh/uid-1001");
+    ck_assert_int_eq(stat(dir, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0700);
+    ck_assert_int_eq(st.st_uid, geteuid());
+    ck_assert_int_eq(stat(a_key, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(st.st_uid, geteuid());
+    free(dir);
+    char *a = NULL, *b = NULL, *r = NULL;
+    ck_assert_int_eq(fs_read_all(a_key, 1 << 16, &a, NULL, &err), 0);
+    ck_assert_int_eq(fs_read_all(b_key, 1 << 16, &b, NULL, &err), 0);
+    ck_assert_int_eq(fs_read_all(root_key, 1 << 16, &r, NULL, &err), 0);
+    ck_assert_str_ne(a, b);
+    ck_assert_str_ne(a, r);
+    ck_assert_str_ne(b, r);
+    free(a);
+    free(b);
+    free(r);
+    free(root_key);
+    free(a_key);
+    free(b_key);
 }
 END_TEST
 
@@ -164,6 +210,7 @@ int main(void)
     tcase_add_test(tc, test_line_names);
     tcase_add_test(tc, test_pin_change_forget);
     tcase_add_test(tc, test_setup_and_inject);
+    tcase_add_test(tc, test_key_per_uid);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

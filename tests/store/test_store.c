@@ -113,7 +113,90 @@ START_TEST(test_future_schema_refused)
     ck_assert_ptr_null(store);
     ck_assert_ptr_nonnull(strstr(err, "newer"));
     /* Nothing was touched. */
+    ck_assert_int_eq(store_test_sql_int(path, "SELECT count(*) FROM schema_migrations"),
+                     STORE_SCHEMA_VERSION + 1);
+}
+END_TEST
+
+/* The schema exactly as version 1 of banger created it, with one image and
+ * one VM, as an upgrade finds it. */
+static const char schema_v1_with_a_vm[] =
+    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL,"
+    "  applied_at INTEGER NOT NULL);"
+    "INSERT INTO schema_migrations VALUES (1, 1764150000);"
+    "CREATE TABLE images (id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 12),"
+    "  name TEXT NOT NULL UNIQUE, rootfs_path TEXT NOT NULL, kernel_path TEXT NOT NULL,"
+    "  initrd_path TEXT, manifest TEXT CHECK (manifest IS NULL OR json_valid(manifest)),"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE vms (id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 12),"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,"
+    "  vcpu INTEGER NOT NULL CHECK (vcpu >= 1),"
+    "  memory_mib INTEGER NOT NULL CHECK (memory_mib >= 1),"
+    "  disk_size INTEGER NOT NULL CHECK (disk_size >= 0),"
+    "  overlay_size INTEGER NOT NULL CHECK (overlay_size >= 0),"
+    "  nat INTEGER NOT NULL DEFAULT 0 CHECK (nat IN (0, 1)),"
+    "  state TEXT NOT NULL DEFAULT 'created'"
+    "    CHECK (state IN ('created', 'running', 'stopped', 'error')),"
+    "  ip TEXT NOT NULL UNIQUE, mac TEXT NOT NULL UNIQUE,"
+    "  cid INTEGER NOT NULL UNIQUE CHECK (cid >= 3), last_error TEXT,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, started_at INTEGER);"
+    "CREATE INDEX vms_image_id ON vms(image_id);"
+    "INSERT INTO images VALUES ('aaaaaaaaaaaa', 'default', '/i/rootfs.ext4', '/i/vmlinux',"
+    "  NULL, NULL, 1764150000);"
+    "INSERT INTO vms VALUES ('bbbbbbbbbbbb', 'old', 'aaaaaaaaaaaa', 2, 1024, 8589934592,"
+    "  4294967296, 0, 'stopped', '172.29.0.2', '06:00:AC:1D:00:02', 3, NULL, 1764150000,"
+    "  1764150000, NULL);";
+
+START_TEST(test_migration_gives_old_vms_to_root)
+{
+    char path[TEST_PATH_MAX], err[ERRLEN] = "";
+    struct store *store = NULL;
+    struct vm_record *old = NULL, *mine = NULL;
+    struct vm_request req = {
+        .name = "mine", .image = "default", .vcpu = 1, .memory_mib = 256, .owner_uid = 1001,
+    };
+    int version = -1;
+
+    store_test_db_path(path);
+    store_test_sql(path, schema_v1_with_a_vm);
+    ck_assert_int_eq(store_open(path, &store, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_schema_version(store, &version, err, sizeof(err)), 0);
+    ck_assert_int_eq(version, 2);
+
+    /* The VM from before owners existed is root's, and otherwise unchanged. */
+    ck_assert_int_eq(store_vm_find(store, "old", &old, err, sizeof(err)), 0);
+    ck_assert_uint_eq(old->owner_uid, 0);
+    ck_assert_str_eq(old->ip, "172.29.0.2");
+    ck_assert_int_eq(old->state, VM_STATE_STOPPED);
+
+    /* A new VM carries the uid it was reserved for, through a reopen. */
+    ck_assert_int_eq(store_vm_reserve(store, &req, TEST_NET, TEST_PREFIX, &mine, err,
+                                      sizeof(err)), 0);
+    ck_assert_uint_eq(mine->owner_uid, 1001);
+    store = store_close(store);
+    mine = vm_record_free(mine);
+    ck_assert_int_eq(store_open(path, &store, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_vm_find(store, "mine", &mine, err, sizeof(err)), 0);
+    ck_assert_uint_eq(mine->owner_uid, 1001);
+    ck_assert_int_eq(store_test_sql_int(path, "SELECT owner_uid FROM vms WHERE name = 'old'"), 0);
     ck_assert_int_eq(store_test_sql_int(path, "SELECT count(*) FROM schema_migrations"), 2);
+
+    /* The name stays one namespace across owners. */
+    req.owner_uid = 1002;
+    req.name = "mine";
+    vm_record_free(old);
+    old = NULL;
+    ck_assert_int_eq(store_vm_reserve(store, &req, TEST_NET, TEST_PREFIX, &old, err,
+                                      sizeof(err)), -EEXIST);
+    ck_assert_ptr_null(old);
+    /* (uid_t)-1 means "no uid" to the kernel and owns nothing. */
+    req.name = "nobody-at-all";
+    req.owner_uid = UINT32_MAX;
+    ck_assert_int_eq(store_vm_reserve(store, &req, TEST_NET, TEST_PREFIX, &old, err,
+                                      sizeof(err)), -EINVAL);
+    vm_record_free(mine);
+    store_close(store);
 }
 END_TEST
 
@@ -627,6 +710,7 @@ int main(void)
     tcase_add_test(tc_open, test_open_creates_schema);
     tcase_add_test(tc_open, test_reopen_is_idempotent);
     tcase_add_test(tc_open, test_future_schema_refused);
+    tcase_add_test(tc_open, test_migration_gives_old_vms_to_root);
     tcase_add_test(tc_open, test_readonly);
     tcase_add_test(tc_open, test_open_errors);
     suite_add_tcase(s, tc_open);
