@@ -75,15 +75,19 @@ int nat_guard_text(char *buf, size_t len, const char *guest_ip, const char *mac,
      * it is bridged to another guest or passed up to the host. Frames are
      * accepted by a whitelist; the guest has a static address, so it needs
      * no DHCP, and IPv6 is dropped: banger gives guests none, and link-local
-     * IPv6 would be a path to the host and other guests past these checks. */
+     * IPv6 would be a path to the host and other guests past these checks.
+     * "ether type" is explicit: the kernel reads it as the frame carried it,
+     * so a VLAN-tagged frame is not taken for IPv4 (the implicit check
+     * looks at the protocol inside the tag). */
     return nat_append(buf, len,
                       "add table bridge " NAT_TABLE "\n"
                       "add chain bridge " NAT_TABLE " prerouting { type filter hook prerouting "
                       "priority filter; policy accept; }\n"
                       "add rule bridge " NAT_TABLE " prerouting iifname \"%s\" ether saddr %s "
-                      "ip saddr %s accept comment \"%s\"\n"
+                      "ether type ip ip saddr %s accept comment \"%s\"\n"
                       "add rule bridge " NAT_TABLE " prerouting iifname \"%s\" ether saddr %s "
-                      "arp saddr ether %s arp saddr ip %s accept comment \"%s\"\n"
+                      "ether type arp arp saddr ether %s arp saddr ip %s accept comment "
+                      "\"%s\"\n"
                       "add rule bridge " NAT_TABLE " prerouting iifname \"%s\" drop comment "
                       "\"%s\"\n",
                       tap, mac, guest_ip, tag, tap, mac, mac, guest_ip, tag, tap, tag);

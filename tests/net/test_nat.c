@@ -61,9 +61,10 @@ START_TEST(test_rule_text)
     ck_assert_int_eq(nat_guard_text(buf, sizeof(buf), "172.29.0.2", "06:00:ac:1d:00:02",
                                     "bgtap0", tag), 0);
     ck_assert_ptr_nonnull(strstr(buf, "add rule bridge banger prerouting iifname \"bgtap0\" "
-                                      "ether saddr 06:00:ac:1d:00:02 ip saddr 172.29.0.2 "
-                                      "accept"));
-    ck_assert_ptr_nonnull(strstr(buf, "arp saddr ether 06:00:ac:1d:00:02 arp saddr ip "
+                                      "ether saddr 06:00:ac:1d:00:02 ether type ip ip saddr "
+                                      "172.29.0.2 accept"));
+    ck_assert_ptr_nonnull(strstr(buf, "ether type arp arp saddr ether 06:00:ac:1d:00:02 arp "
+                                      "saddr ip "
                                       "172.29.0.2 accept"));
     ck_assert_ptr_nonnull(strstr(buf, "prerouting iifname \"bgtap0\" drop comment "
                                       "\"banger:0123456789ab\"\n"));
