@@ -125,13 +125,15 @@ int nat_isolate_text(char *buf, size_t len, const char *guest_ip, const char *br
 {
     if (!nat_ipv4_valid(guest_ip) || !nat_ifname_valid(bridge))
         return -EINVAL;
+    /* Bridge to bridge is guest to guest: with br_netfilter loaded (Docker)
+     * bridged frames pass this hook too, and they stay allowed. */
     return nat_append(buf, len,
                       NAT_IP_CHAINS
-                      "add rule ip " NAT_TABLE " forward iifname \"%s\" ip saddr %s drop "
-                      "comment \"%s\"\n"
-                      "add rule ip " NAT_TABLE " forward oifname \"%s\" ip daddr %s drop "
-                      "comment \"%s\"\n",
-                      bridge, guest_ip, tag, bridge, guest_ip, tag);
+                      "add rule ip " NAT_TABLE " forward iifname \"%s\" oifname != \"%s\" ip "
+                      "saddr %s drop comment \"%s\"\n"
+                      "add rule ip " NAT_TABLE " forward iifname != \"%s\" oifname \"%s\" ip "
+                      "daddr %s drop comment \"%s\"\n",
+                      bridge, bridge, guest_ip, tag, bridge, bridge, guest_ip, tag);
 }
 
 int nat_saved_text(char *buf, size_t len, const char *iface, int value)

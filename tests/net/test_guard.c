@@ -2,7 +2,7 @@
  * MAC or IP, forged ARP, IPv6 and VLAN frames from a VM's TAP never reach
  * the host; a VM without --nat that forges a --nat VM's address is not
  * masqueraded and nothing of it reaches the uplink, while the genuine --nat
- * VM still does; forwarding is turned on per interface and put back after
+ * VM still does, and honest guests still reach each other; forwarding is turned on per interface and put back after
  * the last --nat VM, also by reconcile after a crash. Guests are network
  * namespaces behind veth ports of the bridge standing in for TAPs; every
  * frame stays inside the test's namespaces. */
@@ -499,6 +499,50 @@ START_TEST(test_forged_address_not_masqueraded)
 }
 END_TEST
 
+/* The guard lets honest guests talk: ARP and UDP between two VMs, one
+ * with --nat and one without. */
+START_TEST(test_guests_reach_each_other)
+{
+    struct net_fixture f;
+    struct seen seen = {{0}};
+    struct banger_vm *a, *b;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9999)};
+    char from[INET_ADDRSTRLEN] = "";
+    int home, inet, ns_a, ns_b, rx, tx;
+
+    net_private();
+    home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    inet = internet_ns(home);
+    net_fixture_up(&f, CONF_NAT, tap_nat);
+    ck_assert(net_wait_pool("bgtap", "br-banger", 2));
+    ns_a = guest_ns(home, "vnat", MAC_A, "172.29.0.2");
+    ns_b = guest_ns(home, "vplain", MAC_B, "172.29.0.3");
+    a = guarded_vm(&f, VM_A, 2, true, "vnat");
+    b = guarded_vm(&f, VM_B, 3, false, "vplain");
+    rx = udp_in(ns_b, home, true);
+    tx = udp_in(ns_a, home, false);
+    inet_pton(AF_INET, "172.29.0.3", &to.sin_addr);
+    /* Resend until it arrives (the first waits on ARP); bounded. */
+    for (int i = 0; i < 50 && !seen_has(&seen, "genuine"); i++) {
+        sendto(tx, MARK "genuine", strlen(MARK "genuine"), 0, (struct sockaddr *)&to,
+               sizeof(to));
+        udp_drain(rx, &seen, from, 100);
+    }
+    ck_assert_msg(seen_has(&seen, "genuine"), "guest to guest failed: %s", seen.names);
+    ck_assert_str_eq(from, "172.29.0.2");
+
+    close(rx);
+    close(tx);
+    guarded_vm_stop(&f, b);
+    guarded_vm_stop(&f, a);
+    net_fixture_down(&f);
+    close(ns_b);
+    close(ns_a);
+    close(inet);
+    close(home);
+}
+END_TEST
+
 /* ---- forwarding flags ---------------------------------------------------- */
 
 START_TEST(test_forwarding_per_interface)
@@ -600,6 +644,7 @@ static Suite *guard_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_forged_frames_dropped);
     tcase_add_test(tc, test_forged_address_not_masqueraded);
+    tcase_add_test(tc, test_guests_reach_each_other);
     tcase_add_test(tc, test_forwarding_per_interface);
     tcase_add_test(tc, test_forwarding_restored_at_reconcile);
     suite_add_tcase(s, tc);

@@ -70,8 +70,10 @@ START_TEST(test_rule_text)
                                       "\"banger:0123456789ab\"\n"));
     buf[0] = '\0';
     ck_assert_int_eq(nat_isolate_text(buf, sizeof(buf), "172.29.0.3", "br-banger", tag), 0);
-    ck_assert_ptr_nonnull(strstr(buf, "forward iifname \"br-banger\" ip saddr 172.29.0.3 drop"));
-    ck_assert_ptr_nonnull(strstr(buf, "forward oifname \"br-banger\" ip daddr 172.29.0.3 drop"));
+    ck_assert_ptr_nonnull(strstr(buf, "forward iifname \"br-banger\" oifname != \"br-banger\" "
+                                      "ip saddr 172.29.0.3 drop"));
+    ck_assert_ptr_nonnull(strstr(buf, "forward iifname != \"br-banger\" oifname \"br-banger\" "
+                                      "ip daddr 172.29.0.3 drop"));
     /* Nothing unvalidated reaches nft's syntax. */
     buf[0] = '\0';
     ck_assert_int_eq(nat_rules_text(buf, sizeof(buf), "172.29.0.2", "bad\"name", "eth0", tag),
