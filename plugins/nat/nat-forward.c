@@ -33,6 +33,10 @@ int nat_forward_save_text(char *cmds, size_t cap, const struct nat_rule *rules, 
             if (strcmp(ifaces[j], ifaces[i]) == 0)
                 goto next;
         value = nat_forwarding_get(ifaces[i]);
+        if (value == -ENOENT) {
+            snprintf(why, why_len, "no interface %s to forward through", ifaces[i]);
+            return -ENODEV;
+        }
         if (value < 0) {
             snprintf(why, why_len, "read net.ipv4.conf.%s.forwarding: %s", ifaces[i],
                      strerror(-value));
