@@ -167,8 +167,11 @@ int nat_nft_ruleset(struct nat_nft *nft, char **out, char *why, size_t why_len)
     return nat_nft_run(nft, "list ruleset", false, out, why, why_len);
 }
 
-size_t nat_delete_text(char *cmds, size_t cap, const struct nat_rule *rules, size_t n,
-                       nat_rule_pred doomed, void *ctx)
+/* Append the deletes of the doomed rules, and of each table they empty, to
+ * cmds (cap bytes, room for 96 per rule and per table); returns how many
+ * rules they delete. */
+static size_t nat_delete_text(char *cmds, size_t cap, const struct nat_rule *rules, size_t n,
+                              nat_rule_pred doomed, void *ctx)
 {
     static const char *const families[] = {"ip", "bridge"};
     size_t used = strlen(cmds), k = 0;

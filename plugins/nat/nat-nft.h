@@ -34,10 +34,6 @@ int nat_nft_ruleset(struct nat_nft *nft, char **out, char *why, size_t why_len);
 /* Delete, in one transaction, the rules for which `doomed` returns true,
  * and each table with no rule left. *deleted counts them. */
 typedef bool (*nat_rule_pred)(void *ctx, const struct nat_rule *rule);
-/* The commands of that transaction appended to cmds (cap bytes, room for
- * 96 per rule and per table); returns how many rules they delete. */
-size_t nat_delete_text(char *cmds, size_t cap, const struct nat_rule *rules, size_t n,
-                       nat_rule_pred doomed, void *ctx);
 int nat_nft_delete_where(struct nat_nft *nft, nat_rule_pred doomed, void *ctx, size_t *deleted,
                          char *why, size_t why_len);
 
