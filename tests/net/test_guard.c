@@ -2,8 +2,9 @@
  * MAC or IP, forged ARP, IPv6 and VLAN frames from a VM's TAP never reach
  * the host; a VM without --nat that forges a --nat VM's address is not
  * masqueraded and nothing of it reaches the uplink, while the genuine --nat
- * VM still does, and honest guests still reach each other; forwarding is turned on per interface and put back after
- * the last --nat VM, also by reconcile after a crash. Guests are network
+ * VM still does, and honest guests still reach each other; forwarding is
+ * turned on per interface and put back after the last --nat VM, also by
+ * reconcile after a crash. Guests are network
  * namespaces behind veth ports of the bridge standing in for TAPs; every
  * frame stays inside the test's namespaces. */
 #include "config.h"

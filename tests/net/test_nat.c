@@ -1,6 +1,6 @@
-/* nat module: rule sets of two VMs, stop from handles, reconcile, the
- * Docker forward-policy warning, a masqueraded packet through namespaces,
- * and rollback of every start step of tap+nat. Each test runs in its own
+/* nat module: rule sets of two VMs and of a VM without --nat, stop from
+ * handles, reconcile, the Docker forward-policy warning, a masqueraded
+ * packet through namespaces, and rollback of every start step of tap+nat. Each test runs in its own
  * network namespace (Check forks each test). */
 #include "config.h"
 
@@ -38,8 +38,9 @@ START_TEST(test_rule_text)
 {
     char buf[4096] = "", handles[128], tag[NAT_TAG_MAX], iface[16];
     const char *echo = "{\"nftables\": [{\"add\": {\"table\": {\"family\": \"ip\", \"name\": "
-                       "\"banger\", \"handle\": 1}}}, {\"add\": {\"rule\": {\"family\": \"bridge\", "
-                       "\"table\": \"banger\", \"chain\": \"prerouting\", \"handle\": 2, "
+                       "\"banger\", \"handle\": 1}}}, {\"add\": {\"rule\": {\"family\": "
+                       "\"bridge\", \"table\": \"banger\", \"chain\": \"prerouting\", "
+                       "\"handle\": 2, "
                        "\"comment\": \"banger:ab\"}}}, {\"add\": {\"rule\": {\"family\": \"ip\", "
                        "\"table\": \"banger\", \"chain\": \"postrouting\", \"handle\": 3, "
                        "\"comment\": \"banger:ab\"}}}, {\"add\": {\"rule\": {\"family\": \"ip\", "
