@@ -213,21 +213,27 @@ START_TEST(test_doctor_forward_drop)
     const char *table[] = {"nft", "add", "table", "ip", "filter", NULL};
     const char *chain[] = {"nft", "add chain ip filter FORWARD { type filter hook forward "
                            "priority 0; policy drop; }", NULL};
-    bool warned = false;
+    bool warned = false, forwarding = false;
 
     net_private();
     net_run_ok(table);
     net_run_ok(chain);
     net_fixture_up(&f, CONF_NAT, tap_nat);
+    ck_assert(net_wait_pool("bgtap", "br-banger", 2));
     bg_doctor_init(&report);
     ck_assert_int_eq(f.mods[1].cap->doctor(f.mods[1].state, &report), 0);
-    for (size_t i = 0; i < report.n; i++)
+    for (size_t i = 0; i < report.n; i++) {
         if (report.rows[i].status == BANGER_DOCTOR_WARN &&
             strstr(report.rows[i].detail, "FORWARD") &&
             strstr(report.rows[i].detail, "nft add rule ip filter DOCKER-USER iifname "
                                           "br-banger accept"))
             warned = true;
+        /* The flags as they are: per interface, not host-wide. */
+        if (strstr(report.rows[i].detail, "host-wide ip_forward off; br-banger off"))
+            forwarding = true;
+    }
     ck_assert(warned);
+    ck_assert(forwarding);
     bg_doctor_done(&report);
     net_fixture_down(&f);
 }
