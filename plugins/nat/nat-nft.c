@@ -9,15 +9,11 @@
 #include <netlink/route/route.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#define NAT_IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 
 struct nat_nft {
     struct nft_ctx *ctx;
@@ -113,23 +109,56 @@ int nat_nft_run(struct nat_nft *nft, const char *cmds, bool echo, char **out, ch
     return 0;
 }
 
-int nat_nft_list(struct nat_nft *nft, struct nat_rule **rules, size_t *n, char *why,
-                 size_t why_len)
+/* Append the rules of one of banger's tables to *rules. */
+static int nat_nft_list_table(struct nat_nft *nft, const char *family, struct nat_rule **rules,
+                              size_t *n, char *why, size_t why_len)
 {
-    char *json = NULL;
+    struct nat_rule *got = NULL, *grown;
+    char cmd[64], *json = NULL;
+    size_t k = 0;
     int r;
 
-    *rules = NULL;
-    *n = 0;
-    r = nat_nft_run(nft, "list table ip " NAT_TABLE, false, &json, why, why_len);
+    snprintf(cmd, sizeof(cmd), "list table %s " NAT_TABLE, family);
+    r = nat_nft_run(nft, cmd, false, &json, why, why_len);
     if (r == -ENOENT)
         return 0;
     if (r < 0)
         return r;
-    r = nat_parse_rules(json, rules, n);
-    if (r < 0)
-        snprintf(why, why_len, "nftables: unreadable JSON listing: %s", strerror(-r));
+    r = nat_parse_rules(json, &got, &k);
     free(json);
+    if (r < 0) {
+        snprintf(why, why_len, "nftables: unreadable JSON listing: %s", strerror(-r));
+        return r;
+    }
+    grown = realloc(*rules, (*n + k + 1) * sizeof(**rules));
+    if (!grown) {
+        free(got);
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
+    if (k)
+        memcpy(grown + *n, got, k * sizeof(*got));
+    *rules = grown;
+    *n += k;
+    free(got);
+    return 0;
+}
+
+int nat_nft_list(struct nat_nft *nft, struct nat_rule **rules, size_t *n, char *why,
+                 size_t why_len)
+{
+    int r;
+
+    *rules = NULL;
+    *n = 0;
+    r = nat_nft_list_table(nft, "ip", rules, n, why, why_len);
+    if (r == 0)
+        r = nat_nft_list_table(nft, "bridge", rules, n, why, why_len);
+    if (r < 0) {
+        free(*rules);
+        *rules = NULL;
+        *n = 0;
+    }
     return r;
 }
 
@@ -138,11 +167,44 @@ int nat_nft_ruleset(struct nat_nft *nft, char **out, char *why, size_t why_len)
     return nat_nft_run(nft, "list ruleset", false, out, why, why_len);
 }
 
+/* Append the deletes of the doomed rules, and of each table they empty, to
+ * cmds (cap bytes, room for 96 per rule and per table); returns how many
+ * rules they delete. */
+static size_t nat_delete_text(char *cmds, size_t cap, const struct nat_rule *rules, size_t n,
+                              nat_rule_pred doomed, void *ctx)
+{
+    static const char *const families[] = {"ip", "bridge"};
+    size_t used = strlen(cmds), k = 0;
+
+    for (size_t f = 0; f < 2; f++) {
+        size_t in_family = 0, doomed_here = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(rules[i].family, families[f]) != 0)
+                continue;
+            in_family++;
+            if (!doomed(ctx, &rules[i]))
+                continue;
+            used += (size_t)snprintf(cmds + used, cap - used,
+                                     "delete rule %s " NAT_TABLE " %s handle %llu\n",
+                                     families[f], rules[i].chain,
+                                     (unsigned long long)rules[i].handle);
+            doomed_here++;
+        }
+        /* Nothing of ours left: leave no empty table behind either. */
+        if (doomed_here && doomed_here == in_family)
+            used += (size_t)snprintf(cmds + used, cap - used,
+                                     "delete table %s " NAT_TABLE "\n", families[f]);
+        k += doomed_here;
+    }
+    return k;
+}
+
 int nat_nft_delete_where(struct nat_nft *nft, nat_rule_pred doomed, void *ctx, size_t *deleted,
                          char *why, size_t why_len)
 {
     struct nat_rule *rules = NULL;
-    size_t n = 0, k = 0, used = 0, cap;
+    size_t n = 0, k, cap;
     char *cmds = NULL;
     int r;
 
@@ -150,27 +212,16 @@ int nat_nft_delete_where(struct nat_nft *nft, nat_rule_pred doomed, void *ctx, s
     r = nat_nft_list(nft, &rules, &n, why, why_len);
     if (r < 0 || n == 0)
         goto cleanup;
-    cap = (n + 1) * 96;
-    cmds = malloc(cap);
+    cap = (n + 2) * 96;
+    cmds = calloc(1, cap);
     if (!cmds) {
         r = -ENOMEM;
         snprintf(why, why_len, "out of memory");
         goto cleanup;
     }
-    cmds[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (!doomed(ctx, &rules[i]))
-            continue;
-        used += (size_t)snprintf(cmds + used, cap - used,
-                                 "delete rule ip " NAT_TABLE " %s handle %llu\n",
-                                 rules[i].chain, (unsigned long long)rules[i].handle);
-        k++;
-    }
+    k = nat_delete_text(cmds, cap, rules, n, doomed, ctx);
     if (k == 0)
         goto cleanup;
-    /* Nothing of ours left: leave no empty table behind either. */
-    if (k == n)
-        snprintf(cmds + used, cap - used, "delete table ip " NAT_TABLE "\n");
     r = nat_nft_run(nft, cmds, false, NULL, why, why_len);
     if (r == 0)
         *deleted = k;
@@ -178,39 +229,6 @@ cleanup:
     free(cmds);
     free(rules);
     return r;
-}
-
-int nat_enable_ip_forward(char *why, size_t why_len)
-{
-    int fd = open(NAT_IP_FORWARD, O_WRONLY | O_CLOEXEC);
-    int r = 0;
-
-    if (fd < 0) {
-        r = -errno;
-        snprintf(why, why_len, "open " NAT_IP_FORWARD ": %s", strerror(-r));
-        return r;
-    }
-    if (write(fd, "1\n", 2) != 2) {
-        r = -errno;
-        snprintf(why, why_len, "enable " NAT_IP_FORWARD ": %s", strerror(-r));
-    }
-    close(fd);
-    return r;
-}
-
-int nat_ip_forward_state(void)
-{
-    char c = 0;
-    int fd = open(NAT_IP_FORWARD, O_RDONLY | O_CLOEXEC);
-    ssize_t got;
-
-    if (fd < 0)
-        return -errno;
-    got = read(fd, &c, 1);
-    close(fd);
-    if (got != 1)
-        return -EIO;
-    return c == '1';
 }
 
 int nat_default_uplink(char *name, size_t name_len, char *why, size_t why_len)

@@ -1,5 +1,5 @@
 /* libnftables and host access for the nat module: one nft context behind a
- * lock, ip_forward, and the default route's device. Functions return 0 or
+ * lock, banger's two tables (ip and bridge), and the default route's device. Functions return 0 or
  * a negative errno with the reason in `why`. */
 #ifndef BANGER_NAT_NFT_H
 #define BANGER_NAT_NFT_H
@@ -23,7 +23,8 @@ void nat_nft_unlock(struct nat_nft *nft);
 int nat_nft_run(struct nat_nft *nft, const char *cmds, bool echo, char **out, char *why,
                 size_t why_len);
 
-/* The rules of banger's table; a missing table is an empty list. */
+/* The rules of banger's tables, ip then bridge; a missing table is an
+ * empty list. */
 int nat_nft_list(struct nat_nft *nft, struct nat_rule **rules, size_t *n, char *why,
                  size_t why_len);
 
@@ -31,14 +32,10 @@ int nat_nft_list(struct nat_nft *nft, struct nat_rule **rules, size_t *n, char *
 int nat_nft_ruleset(struct nat_nft *nft, char **out, char *why, size_t why_len);
 
 /* Delete, in one transaction, the rules for which `doomed` returns true,
- * and the table when no rule is left. *deleted counts them. */
+ * and each table with no rule left. *deleted counts them. */
 typedef bool (*nat_rule_pred)(void *ctx, const struct nat_rule *rule);
 int nat_nft_delete_where(struct nat_nft *nft, nat_rule_pred doomed, void *ctx, size_t *deleted,
                          char *why, size_t why_len);
-
-int nat_enable_ip_forward(char *why, size_t why_len);
-/* 1 when on, 0 when off, negative errno when unreadable. */
-int nat_ip_forward_state(void);
 
 /* The device of the main table's IPv4 default route. */
 int nat_default_uplink(char *name, size_t name_len, char *why, size_t why_len);

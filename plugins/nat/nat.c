@@ -1,10 +1,15 @@
-/* nat capability: outbound NAT for VMs created with --nat. One nftables
- * transaction per VM in banger's own table; every rule carries the comment
- * "banger:<vmid>", which is how stop and reconcile find them. */
+/* nat capability: the guard of every VM's TAP and outbound NAT for VMs
+ * created with --nat. One nftables transaction per VM in banger's own
+ * tables (bridge: the guard; ip: forward and masquerade, or no forwarding
+ * at all); every rule carries the comment "banger:<vmid>", which is how
+ * stop and reconcile find them. Forwarding is turned on per interface and
+ * put back when the last --nat VM goes. */
 #include "config.h"
 
+#include "nat-forward.h"
 #include "nat-nft.h"
 #include "nat-rules.h"
+#include "nat-sysctl.h"
 
 #include <banger/capability.h>
 
@@ -80,6 +85,17 @@ static bool nat_rule_has_tag(void *ctx, const struct nat_rule *rule)
     return strcmp(rule->comment, (const char *)ctx) == 0;
 }
 
+/* Put the forwarding flags back when no --nat VM is left. Under the lock. */
+static int nat_settle(struct nat_state *st, struct banger_vm *vm, char *why, size_t why_len)
+{
+    size_t restored = 0;
+    int r = nat_forward_settle(st->nft, &restored, why, why_len);
+
+    if (r == 0 && restored)
+        st->host->log(BANGER_LOG_INFO, vm, "nat: restored %zu forwarding flags", restored);
+    return r;
+}
+
 /* Delete this VM's rules, found by their tag (the recorded handles could
  * be stale if the table was recreated meanwhile). */
 static int nat_stop(void *state, struct banger_vm *vm, struct banger_error *err)
@@ -100,6 +116,8 @@ static int nat_stop(void *state, struct banger_vm *vm, struct banger_error *err)
         return st->host->fail(err, -EINVAL, "VM id %s cannot tag rules", info->id);
     nat_nft_lock(st->nft);
     r = nat_nft_delete_where(st->nft, nat_rule_has_tag, tag, &deleted, why, sizeof(why));
+    if (r == 0)
+        r = nat_settle(st, vm, why, sizeof(why));
     nat_nft_unlock(st->nft);
     if (r < 0)
         return st->host->fail(err, r, "remove rules %s: %s", tag, why);
@@ -117,13 +135,19 @@ static int nat_rollback(void *state, struct banger_vm *vm, enum banger_phase pha
     return nat_stop(state, vm, err);
 }
 
-/* Replace whatever this VM had with its three rules, atomically. */
-static int nat_apply(struct nat_state *st, const char *tag, const char *ip, const char *tap,
-                     const char *uplink, char *handles, size_t handles_len, char *why,
-                     size_t why_len)
+/* What one VM's rules are made of. uplink is NULL for a VM without --nat. */
+struct nat_vm_net {
+    const char *tag, *ip, *mac, *tap, *bridge, *uplink;
+};
+
+/* Replace whatever this VM had with its rules, atomically; for a --nat VM
+ * the same transaction records the forwarding flags about to change. */
+static int nat_apply(struct nat_state *st, const struct nat_vm_net *net, char *handles,
+                     size_t handles_len, char *why, size_t why_len)
 {
+    const char *const ifaces[] = {net->bridge, net->uplink, NULL};
     struct nat_rule *old = NULL;
-    size_t n_old = 0, used = 0, cap = 2048;
+    size_t n_old = 0, cap = 4096;
     char *cmds = NULL, *echo = NULL;
     int r;
 
@@ -137,22 +161,37 @@ static int nat_apply(struct nat_state *st, const char *tag, const char *ip, cons
         snprintf(why, why_len, "out of memory");
         goto cleanup;
     }
+    /* Only the deletes: no table is emptied, new rules follow. */
     for (size_t i = 0; i < n_old; i++)
-        if (strcmp(old[i].comment, tag) == 0)
-            used += (size_t)snprintf(cmds + used, cap - used,
-                                     "delete rule ip " NAT_TABLE " %s handle %llu\n",
-                                     old[i].chain, (unsigned long long)old[i].handle);
-    r = nat_rules_text(cmds, cap, ip, tap, uplink, tag);
+        if (strcmp(old[i].comment, net->tag) == 0)
+            snprintf(cmds + strlen(cmds), cap - strlen(cmds),
+                     "delete rule %s " NAT_TABLE " %s handle %llu\n", old[i].family,
+                     old[i].chain, (unsigned long long)old[i].handle);
+    r = nat_guard_text(cmds, cap, net->ip, net->mac, net->tap, net->tag);
+    if (r == 0)
+        r = net->uplink ? nat_rules_text(cmds, cap, net->ip, net->bridge, net->uplink, net->tag)
+                        : nat_isolate_text(cmds, cap, net->ip, net->bridge, net->tag);
     if (r < 0) {
-        snprintf(why, why_len, "cannot express rules for %s via %s/%s", ip, tap, uplink);
+        snprintf(why, why_len, "cannot express rules for %s (%s) via %s/%s/%s", net->ip,
+                 net->mac, net->tap, net->bridge, net->uplink ? net->uplink : "-");
         goto cleanup;
+    }
+    if (net->uplink) {
+        r = nat_forward_save_text(cmds, cap, old, n_old, ifaces, why, why_len);
+        if (r < 0)
+            goto cleanup;
     }
     r = nat_nft_run(st->nft, cmds, true, &echo, why, why_len);
     if (r < 0)
         goto cleanup;
-    r = nat_echo_handles(echo, tag, handles, handles_len);
-    if (r < 0)
+    r = nat_echo_handles(echo, net->tag, handles, handles_len);
+    if (r < 0) {
         snprintf(why, why_len, "nftables did not echo the new rule handles");
+        goto cleanup;
+    }
+    /* Only now: the previous values are on record. */
+    if (net->uplink)
+        r = nat_forward_enable(ifaces, why, why_len);
 cleanup:
     free(echo);
     free(cmds);
@@ -160,36 +199,38 @@ cleanup:
     return r;
 }
 
+/* Every VM gets the guard of its TAP and, without --nat, a forward drop;
+ * a --nat VM gets forwarding to the uplink and masquerade. */
 static int nat_start(void *state, struct banger_vm *vm, enum banger_phase phase,
                      struct banger_error *err)
 {
     struct nat_state *st = state;
     const struct banger_vm_info *info = st->host->vm_info(vm);
-    const char *tap;
-    char uplink[IFNAMSIZ], tag[NAT_TAG_MAX], handles[256], why[512];
+    char uplink[IFNAMSIZ], tag[NAT_TAG_MAX], handles[512], why[512];
+    struct nat_vm_net net = {.tag = tag};
     int r;
 
-    if (phase != BANGER_PHASE_BEFORE_LAUNCH || !info->nat)
+    if (phase != BANGER_PHASE_BEFORE_LAUNCH)
         return 0;
-    tap = st->host->get_handle(vm, NAT_HANDLE_TAP);
-    if (!tap || !tap[0])
+    net.tap = st->host->get_handle(vm, NAT_HANDLE_TAP);
+    if (!net.tap || !net.tap[0])
         return st->host->fail(err, -EINVAL, "no TAP recorded (handle tap.dev): the tap "
                               "module must start first");
     if (nat_make_tag(info->id, tag) < 0)
         return st->host->fail(err, -EINVAL, "VM id %s cannot tag rules", info->id);
-    if (st->uplink[0]) {
-        snprintf(uplink, sizeof(uplink), "%s", st->uplink);
-    } else {
-        r = nat_default_uplink(uplink, sizeof(uplink), why, sizeof(why));
-        if (r < 0)
-            return st->host->fail(err, r, "%s", why);
+    net.ip = info->ip;
+    net.mac = info->mac;
+    net.bridge = info->bridge && info->bridge[0] ? info->bridge : st->bridge;
+    if (info->nat) {
+        if (st->uplink[0]) {
+            snprintf(uplink, sizeof(uplink), "%s", st->uplink);
+        } else {
+            r = nat_default_uplink(uplink, sizeof(uplink), why, sizeof(why));
+            if (r < 0)
+                return st->host->fail(err, r, "%s", why);
+        }
+        net.uplink = uplink;
     }
-    r = nat_enable_ip_forward(why, sizeof(why));
-    if (r < 0)
-        return st->host->fail(err, r, "%s", why);
-    r = st->host->fault_point(vm, "nat.forward", err);
-    if (r < 0)
-        return r;
     /* The tag is recorded before any rule exists: a crash after the apply
      * leaves stop enough to find the rules. */
     r = st->host->set_handle(vm, NAT_HANDLE_TAG, tag, err);
@@ -199,7 +240,7 @@ static int nat_start(void *state, struct banger_vm *vm, enum banger_phase phase,
     if (r < 0)
         return r;
     nat_nft_lock(st->nft);
-    r = nat_apply(st, tag, info->ip, tap, uplink, handles, sizeof(handles), why, sizeof(why));
+    r = nat_apply(st, &net, handles, sizeof(handles), why, sizeof(why));
     nat_nft_unlock(st->nft);
     if (r < 0)
         return st->host->fail(err, r, "%s%s", why,
@@ -207,10 +248,16 @@ static int nat_start(void *state, struct banger_vm *vm, enum banger_phase phase,
     r = st->host->fault_point(vm, "nat.apply", err);
     if (r < 0)
         return r;
+    if (info->nat) {
+        r = st->host->fault_point(vm, "nat.forward", err);
+        if (r < 0)
+            return r;
+    }
     r = st->host->set_handle(vm, NAT_HANDLE_RULES, handles, err);
     if (r < 0)
         return r;
-    st->host->log(BANGER_LOG_DEBUG, vm, "nat: %s via %s: %s", info->ip, uplink, handles);
+    st->host->log(BANGER_LOG_DEBUG, vm, "nat: %s on %s via %s: %s", info->ip, net.tap,
+                  net.uplink ? net.uplink : "(no forwarding)", handles);
     return st->host->fault_point(vm, "nat.handles", err);
 }
 
@@ -248,6 +295,9 @@ static int nat_reconcile(void *state, struct banger_vm *const *live, size_t n,
             alive.n++;
     nat_nft_lock(st->nft);
     r = nat_nft_delete_where(st->nft, nat_rule_orphaned, &alive, &deleted, why, sizeof(why));
+    /* After a crash the last --nat VM may be gone with its flags still on. */
+    if (r == 0)
+        r = nat_settle(st, NULL, why, sizeof(why));
     nat_nft_unlock(st->nft);
     free(alive.tags);
     if (r < 0)
@@ -303,7 +353,7 @@ static int nat_doctor(void *state, struct banger_doctor *report)
     struct nat_state *st = state;
     char uplink[IFNAMSIZ], why[512];
     char *json = NULL;
-    int fwd;
+    int fwd, br_fwd;
 
     if (st->uplink[0])
         st->host->doctor_row(report, BANGER_DOCTOR_PASS, "uplink", "%s (configured)",
@@ -313,10 +363,12 @@ static int nat_doctor(void *state, struct banger_doctor *report)
     else
         st->host->doctor_row(report, BANGER_DOCTOR_WARN, "uplink", "%s", why);
     fwd = nat_ip_forward_state();
-    st->host->doctor_row(report, fwd == 1 ? BANGER_DOCTOR_PASS : BANGER_DOCTOR_WARN,
-                         "ip_forward", "%s", fwd == 1 ? "enabled"
-                                             : fwd == 0 ? "disabled (enabled at the first --nat VM)"
-                                                        : "unreadable");
+    br_fwd = nat_forwarding_get(st->bridge);
+    st->host->doctor_row(report, fwd < 0 ? BANGER_DOCTOR_WARN : BANGER_DOCTOR_PASS,
+                         "forwarding", "host-wide ip_forward %s; %s %s (banger turns on the "
+                         "bridge's and the uplink's own flag while a --nat VM runs)",
+                         fwd == 1 ? "on" : fwd == 0 ? "off" : "unreadable", st->bridge,
+                         br_fwd == 1 ? "on" : br_fwd == 0 ? "off" : "absent");
     nat_nft_lock(st->nft);
     if (nat_nft_ruleset(st->nft, &json, why, sizeof(why)) < 0)
         st->host->doctor_row(report, BANGER_DOCTOR_WARN, "nftables", "%s", why);
@@ -332,7 +384,7 @@ static const struct banger_capability nat_capability = {
     .struct_size = sizeof(struct banger_capability),
     .name = "nat",
     .version = PACKAGE_VERSION,
-    .description = "outbound NAT for --nat VMs (nftables)",
+    .description = "TAP anti-spoofing for every VM, outbound NAT for --nat VMs (nftables)",
     .phases = BANGER_PHASE_BEFORE_LAUNCH,
     .requires = (const char *const[]){"tap", NULL},
     .init = nat_init,
