@@ -130,8 +130,13 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     if (!grp)
         bg_log(BANGER_LOG_WARNING, NULL, "group '%s' does not exist: only root can use the socket "
                "(groupadd %s)", cfg->socket_group, cfg->socket_group);
-    r = rpc_server_start(d.socket_path, grp != NULL, grp ? grp->gr_gid : 0, bangerd_handle, &d,
-                         &d.rpc, err);
+    const struct rpc_limits limits = {
+        .send_timeout_ms = cfg->rpc.send_timeout_ms,
+        .max_per_uid = (unsigned)cfg->rpc.max_connections_per_uid,
+        .shutdown_grace_ms = cfg->rpc.shutdown_grace_ms,
+    };
+    r = rpc_server_start(d.socket_path, grp != NULL, grp ? grp->gr_gid : 0, &limits,
+                         bangerd_handle, &d, &d.rpc, err);
     if (r < 0)
         goto done;
     bg_log(BANGER_LOG_INFO, NULL, "bangerd %s ready on %s (%zu plugin(s))", PACKAGE_VERSION,
@@ -144,8 +149,16 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     bg_log(BANGER_LOG_INFO, NULL, "signal %d: shutting down (VMs keep running)", sig);
     r = 0;
 
-done:
-    rpc_server_stop(d.rpc);
+done:;
+    unsigned lingering = rpc_server_stop(d.rpc);
+    if (lingering) {
+        /* Their threads still use the store, the plugins and the config:
+         * freeing those would crash. Exit now, as a crash would, and let the
+         * next start reconcile whatever those calls left half-done. */
+        bg_log(BANGER_LOG_ERROR, NULL, "exiting with %u call(s) still running; the next start "
+               "reconciles what they leave", lingering);
+        _exit(r < 0 ? 1 : 0);
+    }
     vmsvc_free(d.vms);
     guest_launch_done(&guest_launch);
     plugins_unload(d.plugins);
