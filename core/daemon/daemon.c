@@ -26,6 +26,12 @@ static int daemon_vmm_find(void *ctx, struct banger_vm *vm)
     return (int)fc_adopt(vm);
 }
 
+static int daemon_vmm_peek(void *ctx, struct banger_vm *vm)
+{
+    (void)ctx;
+    return (int)fc_find(vm);
+}
+
 static int daemon_vmm_kill(void *ctx, struct banger_vm *vm, int sig, struct banger_error *err)
 {
     (void)ctx;
@@ -113,7 +119,8 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
         .firecracker_bin = cfg->firecracker_bin,
         .stop_grace_ms = cfg->stop_grace_ms,
     };
-    struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
+    struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .peek = daemon_vmm_peek,
+                             .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);
     /* core/guest: write the public key into the work disk just before launch. */
     guest_launch_wrap(&guest_launch, cfg->state_dir, &vmm.launch);
