@@ -462,18 +462,20 @@ void e2e_enter_netns(void)
     close(fd);
 }
 
-pid_t e2e_fork_as_member(void)
+pid_t e2e_fork_as_member_uid(uid_t uid)
 {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         gid_t g = 65534;
-        if (setgroups(1, &g) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+        if (setgroups(1, &g) < 0 || setgid(65534) < 0 || setuid(uid) < 0)
             _exit(126);
     }
     return pid;
 }
+
+pid_t e2e_fork_as_member(void) { return e2e_fork_as_member_uid(65534); }
 
 void e2e_open_tree(struct e2e *t)
 {

@@ -68,6 +68,8 @@ void e2e_enter_netns(void);
  * socket_group member when the config says socket_group = "nogroup". Returns
  * 0 in the child, the pid in the parent. */
 pid_t e2e_fork_as_member(void);
+/* The same with another uid (still gid and group 65534): a second member. */
+pid_t e2e_fork_as_member_uid(uid_t uid);
 /* Make the tree reachable (searchable) for uid 65534. */
 void e2e_open_tree(struct e2e *t);
 /* A connected socket to the daemon, or -1. */

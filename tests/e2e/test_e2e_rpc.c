@@ -309,6 +309,74 @@ START_TEST(one_uid_cannot_take_every_connection)
 }
 END_TEST
 
+/* Members of several uids together fill every slot they may have: 8 uids
+ * with 30 connections each hold 240 of the 256. The next member is refused,
+ * root is not. */
+START_TEST(members_together_leave_roots_slots)
+{
+    enum { UIDS = 8, EACH = 30 };
+    int ready[2], go[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t holders[UIDS];
+    for (int u = 0; u < UIDS; u++) {
+        holders[u] = e2e_fork_as_member_uid((uid_t)(60000 + u));
+        if (holders[u] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            int fds[EACH];
+            for (int i = 0; i < EACH; i++)
+                if ((fds[i] = e2e_connect(&t)) < 0)
+                    _exit(2);
+            /* Counted by the daemon once it answers something on another. */
+            ck_assert_int_eq(write(ready[1], "r", 1), 1);
+            /* Hold them until the parent closes its end. */
+            char c;
+            ssize_t n = read(go[0], &c, 1);
+            (void)n;
+            _exit(0);
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    for (int u = 0; u < UIDS; u++) {
+        char c;
+        ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    }
+    /* Every connection was accepted (answered in order by the accept
+     * thread) once root's own request is. */
+    cJSON_Delete(ok(e2e_rpc(&t, "daemon.status", NULL), "root beside 240 member connections"));
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t late = e2e_fork_as_member();
+    if (late == 0) {
+        close(out[0]);
+        cJSON *r = e2e_rpc(&t, "daemon.status", NULL);
+        const char *code = r ? e2e_error_code(r) : "no reply";
+        dprintf(out[1], "%s|%s\n", code ? code : "ok", r ? e2e_error_message(r) : "");
+        _exit(0);
+    }
+    close(out[1]);
+    FILE *f = fdopen(out[0], "r");
+    char line[512] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+    fclose(f);
+    waitpid(late, NULL, 0);
+    line[strcspn(line, "\n")] = '\0';
+    printf("a member beside 240 member connections: %s\n", line);
+    ck_assert_str_eq(line, "busy|bangerd has 240 connections open (the last 16 are kept for root); "
+                           "try again");
+    for (int i = 0; i < 3; i++)
+        cJSON_Delete(ok(e2e_rpc(&t, "daemon.status", NULL), "root in a reserved slot"));
+    close(go[1]);
+    for (int u = 0; u < UIDS; u++) {
+        int status = 0;
+        waitpid(holders[u], &status, 0);
+        ck_assert_int_eq(status, 0);
+    }
+}
+END_TEST
+
 /* ---- readers create and write nothing ----------------------------------- */
 
 static void setup_view_pause(void)
@@ -470,6 +538,7 @@ int main(void)
     tcase_set_timeout(limit, 120);
     tcase_add_checked_fixture(limit, setup_member, teardown);
     tcase_add_test(limit, one_uid_cannot_take_every_connection);
+    tcase_add_test(limit, members_together_leave_roots_slots);
     suite_add_tcase(s, limit);
     TCase *race = tcase_create("readers-racing-delete");
     tcase_set_timeout(race, 120);
