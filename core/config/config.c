@@ -333,11 +333,37 @@ static bool config_is_plugin(const struct bg_config *c, const char *name)
     return false;
 }
 
+/* The RPC server's bounds; see docs/configuration.md. */
+static int config_rpc(struct bg_config *c, const struct banger_cfg *root, struct banger_error *err)
+{
+    const struct banger_cfg *g = config_group(c, "rpc");
+    static const char *const keys[] = { "send_timeout_ms", "max_connections_per_uid",
+                                         "shutdown_grace_ms", NULL };
+    if (config_lookup(&c->lc, "rpc") && !g->setting)
+        return bg_cfg_fail(root, "rpc", err, "expected a group { ... }");
+    int r = bg_cfg_check_keys(g, keys, err);
+    if (r < 0)
+        return r;
+    const struct { const char *key; long long min, max; int *slot; } ints[] = {
+        { "send_timeout_ms", 100, 600000, &c->rpc.send_timeout_ms },
+        { "max_connections_per_uid", 1, 240, &c->rpc.max_connections_per_uid },
+        { "shutdown_grace_ms", 0, 60000, &c->rpc.shutdown_grace_ms },
+    };
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        long long v = *ints[i].slot;
+        r = config_int_key(g, ints[i].key, ints[i].min, ints[i].max, &v, err);
+        if (r < 0)
+            return r;
+        *ints[i].slot = (int)v;
+    }
+    return 0;
+}
+
 static int config_validate(struct bg_config *c, struct banger_error *err)
 {
     static const char *const core_scalars[] = {
         "state_dir", "runtime_dir", "firecracker_bin", "log_level", "socket_group",
-        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", NULL,
+        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "rpc", NULL,
     };
     const struct banger_cfg *root = &(struct banger_cfg){
         .setting = config_root_setting(&c->lc), .name = "", .file = c->path };
@@ -434,6 +460,10 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
     if (c->vm_defaults.overlay_size < (64ull << 20))
         return bg_cfg_fail(vd, "overlay_size", err, "must be at least 64M");
 
+    r = config_rpc(c, root, err);
+    if (r < 0)
+        return r;
+
     /* network */
     const struct banger_cfg *net = config_group(c, "network");
     static const char *const net_keys[] = { "bridge", "cidr", NULL };
@@ -480,6 +510,9 @@ static struct bg_config_priv *config_new(const char *path)
     c->plugin_dir = PKGLIBDIR "/plugins";
     c->log_level = BANGER_LOG_INFO;
     c->stop_grace_ms = 10000;
+    c->rpc.send_timeout_ms = 5000;
+    c->rpc.max_connections_per_uid = 32;
+    c->rpc.shutdown_grace_ms = 3000;
     c->vm_defaults.vcpu = 2;
     c->vm_defaults.memory_mib = 1024;
     c->vm_defaults.disk_size = 8ull << 30;

@@ -45,6 +45,14 @@ struct bg_config {
         uint64_t overlay_size;
     } vm_defaults;
 
+    /* The RPC server's bounds (group `rpc`). */
+    struct {
+        int send_timeout_ms;          /* one reply line to a client that stops reading */
+        int max_connections_per_uid;  /* open connections of one non-root uid (1..240:
+                                       * 16 of the 256 slots stay for root) */
+        int shutdown_grace_ms;        /* SIGTERM: wait this long for running calls */
+    } rpc;
+
     struct {
         const char *bridge;
         const char *cidr;

@@ -26,6 +26,12 @@ static int daemon_vmm_find(void *ctx, struct banger_vm *vm)
     return (int)fc_adopt(vm);
 }
 
+static int daemon_vmm_peek(void *ctx, struct banger_vm *vm)
+{
+    (void)ctx;
+    return (int)fc_find(vm);
+}
+
 static int daemon_vmm_kill(void *ctx, struct banger_vm *vm, int sig, struct banger_error *err)
 {
     (void)ctx;
@@ -113,7 +119,8 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
         .firecracker_bin = cfg->firecracker_bin,
         .stop_grace_ms = cfg->stop_grace_ms,
     };
-    struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
+    struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .peek = daemon_vmm_peek,
+                             .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);
     /* core/guest: write the public key into the work disk just before launch. */
     guest_launch_wrap(&guest_launch, cfg->state_dir, d.store, &vmm.launch);
@@ -130,8 +137,13 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     if (!grp)
         bg_log(BANGER_LOG_WARNING, NULL, "group '%s' does not exist: only root can use the socket "
                "(groupadd %s)", cfg->socket_group, cfg->socket_group);
-    r = rpc_server_start(d.socket_path, grp != NULL, grp ? grp->gr_gid : 0, bangerd_handle, &d,
-                         &d.rpc, err);
+    const struct rpc_limits limits = {
+        .send_timeout_ms = cfg->rpc.send_timeout_ms,
+        .max_per_uid = (unsigned)cfg->rpc.max_connections_per_uid,
+        .shutdown_grace_ms = cfg->rpc.shutdown_grace_ms,
+    };
+    r = rpc_server_start(d.socket_path, grp != NULL, grp ? grp->gr_gid : 0, &limits,
+                         bangerd_handle, &d, &d.rpc, err);
     if (r < 0)
         goto done;
     bg_log(BANGER_LOG_INFO, NULL, "bangerd %s ready on %s (%zu plugin(s))", PACKAGE_VERSION,
@@ -144,8 +156,16 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     bg_log(BANGER_LOG_INFO, NULL, "signal %d: shutting down (VMs keep running)", sig);
     r = 0;
 
-done:
-    rpc_server_stop(d.rpc);
+done:;
+    unsigned lingering = rpc_server_stop(d.rpc);
+    if (lingering) {
+        /* Their threads still use the store, the plugins and the config:
+         * freeing those would crash. Exit now, as a crash would, and let the
+         * next start reconcile whatever those calls left half-done. */
+        bg_log(BANGER_LOG_ERROR, NULL, "exiting with %u call(s) still running; the next start "
+               "reconciles what they leave", lingering);
+        _exit(r < 0 ? 1 : 0);
+    }
     vmsvc_free(d.vms);
     guest_launch_done(&guest_launch);
     plugins_unload(d.plugins);

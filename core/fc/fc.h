@@ -138,9 +138,12 @@ int fc_stop(const struct fc_driver *drv, struct banger_vm *vm, int grace_ms,
 /* Send `sig` (SIGKILL when 0), wait for the exit, remove sockets and handles. */
 int fc_kill(struct banger_vm *vm, int sig, struct banger_error *err);
 
-/* After a daemon restart: set vm->vmm_pid from the handles and /proc.
- * Returns the pid, 0 when none runs. */
+/* After a daemon restart: set vm->vmm_pid from the handles and /proc, and
+ * record the pid in the handles when it changed. Writes handles.json, so
+ * the caller holds the VM's lock. Returns the pid, 0 when none runs. */
 pid_t fc_adopt(struct banger_vm *vm);
+/* The same lookup, writing nothing: for readers without the lock. */
+pid_t fc_find(struct banger_vm *vm);
 
 /* Fill ops with launch / undo / stop bound to drv (which must outlive ops). */
 void fc_driver_launch_ops(struct fc_driver *drv, struct engine_launch_ops *ops);

@@ -141,6 +141,14 @@ int fc_kill(struct banger_vm *vm, int sig, struct banger_error *err)
     return r;
 }
 
+pid_t fc_find(struct banger_vm *vm)
+{
+    char *sock = fc_api_sock_for_stop(vm);
+    pid_t pid = fc_find_pid(sock, fc_driver_recorded_pid(vm));
+    free(sock);
+    return pid;
+}
+
 pid_t fc_adopt(struct banger_vm *vm)
 {
     char *sock = fc_api_sock_for_stop(vm);

@@ -127,6 +127,12 @@ int bg_vm_set_handle(struct banger_vm *vm, const char *key, const char *value,
         return bg_fail(err, -EINVAL, "handle without a key");
     pthread_mutex_lock(&vm->lock);
     cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(vm->handles, key);
+    if (!old && !value) {
+        /* Nothing changes: no write, so the stop of a VM that never ran
+         * needs no directory. */
+        pthread_mutex_unlock(&vm->lock);
+        return 0;
+    }
     if (value)
         cJSON_AddItemToObject(vm->handles, key, cJSON_CreateString(value));
     int r = vm_handles_save_locked(vm, err);

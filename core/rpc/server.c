@@ -22,6 +22,8 @@
 
 #define RPC_READ_TIMEOUT_MS 30000
 
+struct rpc_conn;
+
 struct rpc_server {
     char *path;
     int listen_fd;
@@ -29,16 +31,21 @@ struct rpc_server {
     pthread_t thread;
     bool have_gid;
     gid_t gid;
+    struct rpc_limits limits;
     rpc_handler_fn handler;
     void *ctx;
     pthread_mutex_t mutex;
-    pthread_cond_t idle;
+    pthread_cond_t idle;       /* CLOCK_MONOTONIC */
     unsigned active;
+    struct rpc_conn *conns;    /* open connections, under mutex */
 };
 
 struct rpc_conn {
     struct rpc_server *server;
     int fd;
+    uid_t uid;
+    char method[64];           /* for the shutdown log; under mutex */
+    struct rpc_conn *prev, *next;
 };
 
 static long long rpc_now_ms(void)
@@ -70,7 +77,10 @@ bool rpc_peer_authorized(uid_t uid, gid_t gid, bool have_group, gid_t group)
     return false;
 }
 
-/* Write one JSON line; a client that went away is remembered, not fatal. */
+/* Write one JSON line within the send deadline. A client that went away, or
+ * stopped reading for longer than the deadline, is remembered and its
+ * connection shut down; the operation itself carries on to its end, so the
+ * host is never left half-done because of a client. */
 static void rpc_send(struct rpc_call *call, cJSON *msg)
 {
     if (call->client_gone) {
@@ -84,16 +94,29 @@ static void rpc_send(struct rpc_call *call, cJSON *msg)
     size_t len = strlen(text);
     text = xrealloc(text, len + 2);
     text[len++] = '\n';
+    long long deadline = rpc_now_ms() + call->send_timeout_ms;
     for (size_t done = 0; done < len;) {
-        ssize_t w = send(call->fd, text + done, len - done, MSG_NOSIGNAL);
+        ssize_t w = send(call->fd, text + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            done += (size_t)w;
+            continue;
+        }
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0) {
-            call->client_gone = true;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            long long left = deadline - rpc_now_ms();
+            struct pollfd pfd = { .fd = call->fd, .events = POLLOUT };
+            int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+            if (pr > 0 || (pr < 0 && errno == EINTR))
+                continue;
+            bg_log(BANGER_LOG_WARNING, NULL, "client stopped reading (%zu of %zu bytes sent in %d ms); "
+                   "dropping the connection, the operation continues", done, len, call->send_timeout_ms);
+            shutdown(call->fd, SHUT_RDWR);
+        } else {
             bg_log(BANGER_LOG_DEBUG, NULL, "client went away; the operation continues");
-            break;
         }
-        done += (size_t)w;
+        call->client_gone = true;
+        break;
     }
     free(text);
 }
@@ -167,9 +190,11 @@ static int rpc_read_request(int fd, char **out, struct banger_error *err)
     return r;
 }
 
-static void rpc_serve(struct rpc_server *s, int fd)
+static void rpc_serve(struct rpc_server *s, struct rpc_conn *conn)
 {
-    struct rpc_call call = { .fd = fd, .started_ms = rpc_now_ms() };
+    int fd = conn->fd;
+    struct rpc_call call = { .fd = fd, .started_ms = rpc_now_ms(),
+                             .send_timeout_ms = s->limits.send_timeout_ms };
     char *text = NULL;
     cJSON *req = NULL;
     cJSON *empty = NULL;
@@ -233,6 +258,9 @@ static void rpc_serve(struct rpc_server *s, int fd)
         params = empty = cJSON_CreateObject();
     call.method = method->valuestring;
     call.params = params;
+    pthread_mutex_lock(&s->mutex);
+    snprintf(conn->method, sizeof(conn->method), "%s", call.method);
+    pthread_mutex_unlock(&s->mutex);
     bg_log(BANGER_LOG_DEBUG, NULL, "%s from uid %u", call.method, (unsigned)cred.uid);
     int r = s->handler(s->ctx, &call);
     if (r < 0) {
@@ -262,14 +290,71 @@ static void *rpc_conn_thread(void *arg)
 {
     struct rpc_conn *c = arg;
     struct rpc_server *s = c->server;
-    rpc_serve(s, c->fd);
-    close(c->fd);
-    free(c);
+    rpc_serve(s, c);
     pthread_mutex_lock(&s->mutex);
+    /* Closed under the lock: rpc_server_stop never shuts down a reused fd. */
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
     if (--s->active == 0)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mutex);
     return NULL;
+}
+
+/* Why a new connection of `uid` cannot have a slot, or NULL (then it is
+ * counted). Root may use every slot; others leave some for root, and one
+ * uid may hold at most limits.max_per_uid. Under s->mutex. */
+static const char *rpc_admit_locked(struct rpc_server *s, uid_t uid, char *why, size_t size)
+{
+    if (s->active >= RPC_MAX_CONNECTIONS) {
+        snprintf(why, size, "bangerd has %u connections open (limit %d); try again", s->active,
+                 RPC_MAX_CONNECTIONS);
+        return why;
+    }
+    if (uid == 0)
+        return NULL;
+    unsigned mine = 0;
+    for (const struct rpc_conn *c = s->conns; c; c = c->next)
+        mine += c->uid == uid;
+    if (mine >= s->limits.max_per_uid) {
+        snprintf(why, size, "uid %u has %u connections open (limit %u)", (unsigned)uid, mine,
+                 s->limits.max_per_uid);
+        return why;
+    }
+    if (s->active >= RPC_MAX_CONNECTIONS - RPC_ROOT_RESERVED_CONNECTIONS) {
+        snprintf(why, size, "bangerd has %u connections open (the last %d are kept for root); "
+                 "try again", s->active, RPC_ROOT_RESERVED_CONNECTIONS);
+        return why;
+    }
+    return NULL;
+}
+
+/* Best effort: the refused client gets one line, never a wait. */
+static void rpc_refuse_busy(int fd, const char *why)
+{
+    cJSON *msg = cJSON_CreateObject();
+    cJSON_AddNumberToObject(msg, "v", RPC_PROTOCOL_VERSION);
+    cJSON *e = cJSON_AddObjectToObject(msg, "error");
+    cJSON_AddStringToObject(e, "code", "busy");
+    cJSON_AddStringToObject(e, "message", why);
+    cJSON_AddStringToObject(e, "op_id", "");
+    char *text = cJSON_PrintUnformatted(msg);
+    cJSON_Delete(msg);
+    if (text) {
+        size_t len = strlen(text);
+        text = xrealloc(text, len + 2);
+        text[len++] = '\n';
+        ssize_t w = send(fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        free(text);
+    }
+    close(fd);
 }
 
 static void *rpc_accept_thread(void *arg)
@@ -288,41 +373,61 @@ static void *rpc_accept_thread(void *arg)
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
-        pthread_mutex_lock(&s->mutex);
-        bool full = s->active >= RPC_MAX_CONNECTIONS;
-        if (!full)
-            s->active++;
-        pthread_mutex_unlock(&s->mutex);
-        if (full) {
-            static const char busy[] = "{\"v\":1,\"error\":{\"code\":\"busy\",\"message\":"
-                                       "\"too many connections; try again\",\"op_id\":\"\"}}\n";
-            ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
+        struct ucred cred;
+        socklen_t cl = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
             close(fd);
             continue;
         }
         struct rpc_conn *c = xcalloc(1, sizeof(*c));
         c->server = s;
         c->fd = fd;
+        c->uid = cred.uid;
+        char why[160];
+        pthread_mutex_lock(&s->mutex);
+        const char *refused = rpc_admit_locked(s, cred.uid, why, sizeof(why));
+        if (!refused) {
+            s->active++;
+            c->next = s->conns;
+            if (s->conns)
+                s->conns->prev = c;
+            s->conns = c;
+        }
+        pthread_mutex_unlock(&s->mutex);
+        if (refused) {
+            bg_log(BANGER_LOG_WARNING, NULL, "refused a connection of pid %d: %s", (int)cred.pid,
+                   refused);
+            free(c);
+            rpc_refuse_busy(fd, refused);
+            continue;
+        }
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         if (pthread_create(&t, &attr, rpc_conn_thread, c) != 0) {
-            close(fd);
-            free(c);
             pthread_mutex_lock(&s->mutex);
+            close(fd);
+            if (c->prev)
+                c->prev->next = c->next;
+            else
+                s->conns = c->next;
+            if (c->next)
+                c->next->prev = c->prev;
             s->active--;
             pthread_mutex_unlock(&s->mutex);
+            free(c);
         }
         pthread_attr_destroy(&attr);
     }
     return NULL;
 }
 
-int rpc_server_start(const char *path, bool have_gid, gid_t gid, rpc_handler_fn handler, void *ctx,
-                     struct rpc_server **out, struct banger_error *err)
+int rpc_server_start(const char *path, bool have_gid, gid_t gid, const struct rpc_limits *limits,
+                     rpc_handler_fn handler, void *ctx, struct rpc_server **out,
+                     struct banger_error *err)
 {
+    static const struct rpc_limits defaults = RPC_LIMITS_DEFAULT;
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof(addr.sun_path))
         return bg_fail(err, -ENAMETOOLONG, "socket path %s is too long", path);
@@ -334,10 +439,15 @@ int rpc_server_start(const char *path, bool have_gid, gid_t gid, rpc_handler_fn 
     s->wake[0] = s->wake[1] = -1;
     s->have_gid = have_gid;
     s->gid = gid;
+    s->limits = limits ? *limits : defaults;
     s->handler = handler;
     s->ctx = ctx;
     pthread_mutex_init(&s->mutex, NULL);
-    pthread_cond_init(&s->idle, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->idle, &ca);
+    pthread_condattr_destroy(&ca);
     int r;
 
     s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -397,26 +507,49 @@ fail:
     return r;
 }
 
-void rpc_server_stop(struct rpc_server *s)
+unsigned rpc_server_stop(struct rpc_server *s)
 {
     if (!s)
-        return;
+        return 0;
     ssize_t w = write(s->wake[1], "x", 1);
     (void)w;
     pthread_join(s->thread, NULL);
     close(s->listen_fd);
     unlink(s->path);
-    /* Running operations finish: VMs must not be left half-started. */
+    /* Every client is cut off: a read or send blocked on it returns at once,
+     * so only the work of a call can keep its thread. */
     pthread_mutex_lock(&s->mutex);
+    for (struct rpc_conn *c = s->conns; c; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    /* Running operations get a bounded time to finish, so VMs are rarely
+     * left half-started; one that does not make it is reconciled at the
+     * next start like after a crash. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += s->limits.shutdown_grace_ms / 1000;
+    until.tv_nsec += (long)(s->limits.shutdown_grace_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     while (s->active > 0)
-        pthread_cond_wait(&s->idle, &s->mutex);
+        if (pthread_cond_timedwait(&s->idle, &s->mutex, &until) == ETIMEDOUT)
+            break;
+    unsigned lingering = s->active;
+    for (struct rpc_conn *c = s->conns; c; c = c->next)
+        bg_log(BANGER_LOG_WARNING, NULL, "call %s of uid %u still running after %d ms",
+               c->method[0] ? c->method : "(request not read)", (unsigned)c->uid,
+               s->limits.shutdown_grace_ms);
     pthread_mutex_unlock(&s->mutex);
+    if (lingering)
+        return lingering; /* their threads still use s */
     close(s->wake[0]);
     close(s->wake[1]);
     pthread_mutex_destroy(&s->mutex);
     pthread_cond_destroy(&s->idle);
     free(s->path);
     free(s);
+    return 0;
 }
 
 /* ---- params ------------------------------------------------------------- */

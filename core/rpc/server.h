@@ -14,6 +14,16 @@
 #define RPC_PROTOCOL_VERSION 1
 #define RPC_MAX_REQUEST (1024 * 1024)
 #define RPC_MAX_CONNECTIONS 256
+/* Slots only root may take, so members can never lock root out. */
+#define RPC_ROOT_RESERVED_CONNECTIONS 16
+
+/* Bounds of the server (config group `rpc`, docs/configuration.md). */
+struct rpc_limits {
+    int send_timeout_ms;          /* one line to a client that stops reading */
+    unsigned max_per_uid;         /* open connections of one non-root uid */
+    int shutdown_grace_ms;        /* rpc_server_stop: wait this long for calls */
+};
+#define RPC_LIMITS_DEFAULT { .send_timeout_ms = 5000, .max_per_uid = 32, .shutdown_grace_ms = 3000 }
 
 struct rpc_call {
     const char *method;
@@ -30,6 +40,7 @@ struct rpc_call {
     /* private */
     int fd;
     bool client_gone;
+    int send_timeout_ms;
     long long started_ms;
 };
 
@@ -42,11 +53,18 @@ void rpc_call_progress(struct rpc_call *call, const char *stage);
 struct rpc_server;
 
 /* Bind `path` (a stale socket file is replaced), mode 0660, group `gid`
- * when `have_gid`. Peers must be root or members of that group. */
-int rpc_server_start(const char *path, bool have_gid, gid_t gid, rpc_handler_fn handler, void *ctx,
-                     struct rpc_server **out, struct banger_error *err);
-/* Stop accepting, wait for running calls to finish, unlink the socket. */
-void rpc_server_stop(struct rpc_server *server);
+ * when `have_gid`. Peers must be root or members of that group. `limits`
+ * NULL: RPC_LIMITS_DEFAULT. */
+int rpc_server_start(const char *path, bool have_gid, gid_t gid, const struct rpc_limits *limits,
+                     rpc_handler_fn handler, void *ctx, struct rpc_server **out,
+                     struct banger_error *err);
+/* Stop accepting, unlink the socket, shut down every open connection (its
+ * client sees EOF, its sends fail at once) and wait up to
+ * limits.shutdown_grace_ms for the running calls. Returns how many calls
+ * are still running then; the server is freed only when that is 0 (their
+ * threads still use it), so the caller must then exit without freeing what
+ * the handlers use. */
+unsigned rpc_server_stop(struct rpc_server *server);
 
 /* Is `uid` (with primary `gid`) root or a member of `group`? */
 bool rpc_peer_authorized(uid_t uid, gid_t gid, bool have_group, gid_t group);

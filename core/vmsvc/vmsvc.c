@@ -28,6 +28,10 @@
  * that gap. */
 #define VMSVC_CREATE_PAUSE_POINT "vmsvc.create-pause"
 #define VMSVC_CREATE_PAUSE_MS 1500
+/* Test hook: BANGER_FAULTS=vmsvc.view-pause holds a reader (vm.show,
+ * vm.list, vm.agent) as long between reading a record and looking for its
+ * VMM, so a test can delete the VM in that gap. */
+#define VMSVC_VIEW_PAUSE_POINT "vmsvc.view-pause"
 
 const char *vmsvc_error_code(int r)
 {
@@ -132,6 +136,9 @@ static int vmsvc_set_state(struct vmsvc *svc, const char *id, enum vm_state stat
     return r;
 }
 
+/* The VM's runtime object. It creates nothing on disk: readers build it
+ * without the VM's lock, and a delete may have removed the VM's directories
+ * meanwhile (vmsvc_vm_dirs makes them, at start only). */
 int vmsvc_vm_object(struct vmsvc *svc, const struct vm_record *rec, struct banger_vm **out,
                     struct banger_error *err)
 {
@@ -145,48 +152,59 @@ int vmsvc_vm_object(struct vmsvc *svc, const struct vm_record *rec, struct bange
     ip4_format(cidr_gateway(svc->cfg->network.net), gateway, sizeof(gateway));
     char *state_dir = fs_join(svc->vms_state_dir, rec->id);
     char *runtime_dir = fs_join(svc->vms_runtime_dir, rec->id);
-    r = fs_ensure_private_dir(state_dir, 0700, err);
-    if (r == 0)
-        r = fs_ensure_private_dir(runtime_dir, 0700, err);
-    if (r == 0) {
-        struct banger_vm_info info = {
-            .struct_size = sizeof(info),
-            .vcpu = rec->vcpu,
-            .id = rec->id,
-            .name = rec->name,
-            .ip = rec->ip,
-            .mac = rec->mac,
-            .gateway = gateway,
-            .prefix_len = svc->cfg->network.prefix_len,
-            .cid = rec->cid,
-            .memory_mib = rec->memory_mib,
-            .disk_size = rec->disk_size,
-            .overlay_size = rec->overlay_size,
-            .nat = rec->nat,
-            .state_dir = state_dir,
-            .runtime_dir = runtime_dir,
-            .rootfs_path = img->rootfs_path,
-            .kernel_path = img->kernel_path,
-            .initrd_path = img->initrd_path,
-            .bridge = svc->cfg->network.bridge,
-        };
-        r = bg_vm_new(&info, out, err);
-    }
+    struct banger_vm_info info = {
+        .struct_size = sizeof(info),
+        .vcpu = rec->vcpu,
+        .id = rec->id,
+        .name = rec->name,
+        .ip = rec->ip,
+        .mac = rec->mac,
+        .gateway = gateway,
+        .prefix_len = svc->cfg->network.prefix_len,
+        .cid = rec->cid,
+        .memory_mib = rec->memory_mib,
+        .disk_size = rec->disk_size,
+        .overlay_size = rec->overlay_size,
+        .nat = rec->nat,
+        .state_dir = state_dir,
+        .runtime_dir = runtime_dir,
+        .rootfs_path = img->rootfs_path,
+        .kernel_path = img->kernel_path,
+        .initrd_path = img->initrd_path,
+        .bridge = svc->cfg->network.bridge,
+    };
+    r = bg_vm_new(&info, out, err);
     free(state_dir);
     free(runtime_dir);
     image_record_free(img);
     return r;
 }
 
+/* A start's directories: the VMM's sockets and log, the disks, the handles. */
+static int vmsvc_vm_dirs(const struct banger_vm *vm, struct banger_error *err)
+{
+    int r = fs_ensure_private_dir(vm->info.state_dir, 0700, err);
+    if (r == 0)
+        r = fs_ensure_private_dir(vm->info.runtime_dir, 0700, err);
+    return r;
+}
+
+/* Without the VM's lock: looks, writes nothing. */
 int vmsvc_pid(struct vmsvc *svc, const struct vm_record *rec)
 {
-    if (!svc->vmm.find)
+    if (!svc->vmm.peek)
         return 0;
     struct banger_vm *vm = NULL;
     struct banger_error e = { 0 };
+    if (bg_fault_enabled(VMSVC_VIEW_PAUSE_POINT)) {
+        struct timespec pause = { VMSVC_CREATE_PAUSE_MS / 1000,
+                                  (VMSVC_CREATE_PAUSE_MS % 1000) * 1000000L };
+        bg_log(BANGER_LOG_INFO, rec->id, "pausing at %s", VMSVC_VIEW_PAUSE_POINT);
+        nanosleep(&pause, NULL);
+    }
     if (vmsvc_vm_object(svc, rec, &vm, &e) < 0)
         return 0;
-    int pid = svc->vmm.find(svc->vmm.ctx, vm);
+    int pid = svc->vmm.peek(svc->vmm.ctx, vm);
     bg_vm_free(vm);
     return pid;
 }
@@ -206,6 +224,12 @@ static int vmsvc_start_locked(struct vmsvc *svc, const struct vm_record *rec,
     if (rec->state == VM_STATE_RUNNING && svc->vmm.find && svc->vmm.find(svc->vmm.ctx, vm) > 0) {
         bg_vm_free(vm);
         return 0; /* already running: starting again is a no-op */
+    }
+    r = vmsvc_vm_dirs(vm, err);
+    if (r < 0) {
+        vmsvc_set_state(svc, rec->id, VM_STATE_ERROR, bg_error_text(err));
+        bg_vm_free(vm);
+        return r;
     }
     /* Leftovers of an earlier failed or interrupted run go first. */
     if (bg_vm_handle_count(vm) > 0) {

@@ -21,8 +21,12 @@
 struct vmsvc_vmm {
     struct engine_launch_ops launch;
     /* Pid of the VM's live VMM, rediscovered from its handles (never a
-     * recycled pid); 0 when none runs. */
+     * recycled pid); 0 when none runs. May update the handles, so only
+     * with the VM's lock held (or before serving). */
     int (*find)(void *ctx, struct banger_vm *vm);
+    /* The same answer, changing nothing: for readers without the lock.
+     * NULL: readers see no pid. */
+    int (*peek)(void *ctx, struct banger_vm *vm);
     /* Send `sig` to the live VMM and wait (bounded) until it is gone. */
     int (*kill)(void *ctx, struct banger_vm *vm, int sig, struct banger_error *err);
     void *ctx;

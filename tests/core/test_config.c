@@ -126,6 +126,33 @@ START_TEST(bad_values)
 }
 END_TEST
 
+START_TEST(rpc_group)
+{
+    struct bg_config *cfg = NULL;
+    ck_assert_int_eq(load("", &cfg), 0);
+    ck_assert_int_eq(cfg->rpc.send_timeout_ms, 5000);
+    ck_assert_int_eq(cfg->rpc.max_connections_per_uid, 32);
+    ck_assert_int_eq(cfg->rpc.shutdown_grace_ms, 3000);
+    config_free(cfg);
+    ck_assert_int_eq(load("rpc = { send_timeout_ms = 250; max_connections_per_uid = 4;\n"
+                          "  shutdown_grace_ms = 0; };\n", &cfg), 0);
+    ck_assert_int_eq(cfg->rpc.send_timeout_ms, 250);
+    ck_assert_int_eq(cfg->rpc.max_connections_per_uid, 4);
+    ck_assert_int_eq(cfg->rpc.shutdown_grace_ms, 0);
+    config_free(cfg);
+    expect_error("rpc = {\n  send_timeout_ms = 50;\n};\n",
+                 "t.conf:2: rpc.send_timeout_ms: 50 is out of range (100..600000)");
+    /* Root's reserved slots cannot be given to one uid. */
+    expect_error("rpc = { max_connections_per_uid = 256; };",
+                 "rpc.max_connections_per_uid: 256 is out of range (1..240)");
+    expect_error("rpc = { max_connections_per_uid = 0; };", "out of range (1..240)");
+    expect_error("rpc = { shutdown_grace_ms = \"3s\"; };",
+                 "rpc.shutdown_grace_ms: expected an integer");
+    expect_error("rpc = {\n  send_timeout = 5;\n};\n", "t.conf:2: rpc.send_timeout: unknown key");
+    expect_error("rpc = 5;", "t.conf:1: rpc: expected a group");
+}
+END_TEST
+
 START_TEST(plugin_group_for_disabled_plugin_is_unknown)
 {
     expect_error("plugins = ( \"tap\" );\nnat = { uplink = \"eth0\"; };",
@@ -177,6 +204,7 @@ int main(void)
     tcase_add_test(tc, unknown_nested_key);
     tcase_add_test(tc, wrong_type);
     tcase_add_test(tc, bad_values);
+    tcase_add_test(tc, rpc_group);
     tcase_add_test(tc, plugin_group_for_disabled_plugin_is_unknown);
     tcase_add_test(tc, plugin_group_check_keys);
     tcase_add_test(tc, size_parser);

@@ -40,6 +40,25 @@ START_TEST(set_handle_is_on_disk_when_it_returns)
 }
 END_TEST
 
+/* Stopping a VM that never ran removes handles it never had: that must
+ * write nothing, so it needs no directory (none is made for it). */
+START_TEST(removing_an_absent_handle_writes_nothing)
+{
+    char *gone = xasprintf("%s/vms/never-started", dir);
+    struct banger_vm *vm = tu_vm(gone);
+    struct banger_error e = { 0 };
+    ck_assert_int_eq(bg_vm_set_handle(vm, "tap.dev", NULL, &e), 0);
+    ck_assert_int_eq(bg_vm_set_handle(vm, "fc.pid", NULL, &e), 0);
+    ck_assert_int_eq(access(gone, F_OK), -1);
+    ck_assert_uint_eq(tu_count_entries(dir), 0);
+    /* A real change still has to be written, and fails without the dir. */
+    ck_assert_int_lt(bg_vm_set_handle(vm, "tap.dev", "bgtap3", &e), 0);
+    ck_assert_ptr_null(bg_vm_get_handle(vm, "tap.dev"));
+    bg_vm_free(vm);
+    free(gone);
+}
+END_TEST
+
 START_TEST(new_vm_object_reloads_handles)
 {
     struct banger_error e = { 0 };
@@ -83,6 +102,7 @@ int main(void)
     TCase *tc = tcase_create("handles");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, set_handle_is_on_disk_when_it_returns);
+    tcase_add_test(tc, removing_an_absent_handle_writes_nothing);
     tcase_add_test(tc, new_vm_object_reloads_handles);
     tcase_add_test(tc, corrupt_handles_are_set_aside);
     suite_add_tcase(s, tc);

@@ -7,12 +7,16 @@
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -509,4 +513,91 @@ void e2e_register_default_image(struct e2e *t)
     ck_assert_msg(r && e2e_result(r), "image.register: %s", r ? e2e_error_message(r) : "no reply");
     cJSON_Delete(r);
     free(params);
+}
+
+/* ---- helpers for the attacker's view (test_e2e_rpc, test_e2e_chaos) ----- */
+
+void e2e_enter_netns(void)
+{
+    if (unshare(CLONE_NEWNET) < 0) {
+        perror("unshare(CLONE_NEWNET)");
+        exit(1);
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = { 0 };
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
+        (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)) {
+        perror("lo up");
+        exit(1);
+    }
+    close(fd);
+}
+
+pid_t e2e_fork_as_member_uid(uid_t uid)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        gid_t g = 65534;
+        if (setgroups(1, &g) < 0 || setgid(65534) < 0 || setuid(uid) < 0)
+            _exit(126);
+    }
+    return pid;
+}
+
+pid_t e2e_fork_as_member(void) { return e2e_fork_as_member_uid(65534); }
+
+void e2e_open_tree(struct e2e *t)
+{
+    ck_assert_int_eq(chmod(t->dir, 0755), 0);
+    ck_assert_int_eq(chmod(t->runtime_dir, 0755), 0);
+}
+
+int e2e_connect(struct e2e *t)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", t->socket);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+long long e2e_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool e2e_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+    long long until = e2e_now_ms() + timeout_ms;
+    do {
+        if (waitpid(pid, status, WNOHANG) == pid)
+            return true;
+        usleep(10 * 1000);
+    } while (e2e_now_ms() < until);
+    return false;
+}
+
+int e2e_log_count(struct e2e *t, const char *needle)
+{
+    FILE *f = fopen(t->log, "re");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) >= 0)
+        n += strstr(line, needle) != NULL;
+    free(line);
+    fclose(f);
+    return n;
 }

@@ -67,4 +67,24 @@ int e2e_live_vmms(struct e2e *t);
 /* Entries in runtime_dir/vms and state_dir/vms. */
 int e2e_vm_dirs(struct e2e *t);
 
+/* The calling process moves to a network namespace of its own with only
+ * lo up, so nothing the daemon or a test sends can leave the machine. */
+void e2e_enter_netns(void);
+/* Fork; the child runs as uid/gid 65534 with supplementary group 65534
+ * only (like `setpriv --reuid=65534 --regid=65534 --groups=65534`): a
+ * socket_group member when the config says socket_group = "nogroup". Returns
+ * 0 in the child, the pid in the parent. */
+pid_t e2e_fork_as_member(void);
+/* The same with another uid (still gid and group 65534): a second member. */
+pid_t e2e_fork_as_member_uid(uid_t uid);
+/* Make the tree reachable (searchable) for uid 65534. */
+void e2e_open_tree(struct e2e *t);
+/* A connected socket to the daemon, or -1. */
+int e2e_connect(struct e2e *t);
+/* Wait up to timeout_ms for `pid` to exit; false when it is still running. */
+bool e2e_wait_exit(pid_t pid, int timeout_ms, int *status);
+/* Lines of the daemon log containing `needle`. */
+int e2e_log_count(struct e2e *t, const char *needle);
+long long e2e_now_ms(void);
+
 #endif
