@@ -463,10 +463,13 @@ END_TEST
 
 /* ---- pull --------------------------------------------------------------- */
 
+static const struct images_limits *pull_limits;  /* NULL: the defaults */
+
 static int do_pull(const char *source, const char *name, const char *sha, struct banger_error *err,
                    char **id)
 {
-    struct images_pull_params p = { .source = source, .name = name, .sha256 = sha };
+    struct images_pull_params p = { .source = source, .name = name, .sha256 = sha,
+                                    .limits = pull_limits };
     struct image_record *img = NULL;
     int r = images_pull(t.store, t.images_dir, &p, &img, err);
     if (r == 0 && id)
@@ -529,9 +532,15 @@ START_TEST(pull_rejects_unexpected_members)
     itest_write_tar(bundle, false, dotdot, 1);
     ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
     assert_msg_has(&err, "bundle member '../rootfs.ext4' is not one of");
-    const struct itest_entry extra[] = { { "rootfs.ext4", 'f', "x", 0 },
+    size_t rlen, klen;
+    char *rootfs = itest_bundle_rootfs(&rlen), *kernel = itest_bundle_kernel(&klen);
+    char *manifest = itest_manifest("x", rootfs, rlen, rlen, kernel, klen);
+    const struct itest_entry extra[] = { { "manifest.json", 'f', manifest, 0 },
                                          { "etc/passwd", 'f', "x", 0 } };
     itest_write_tar(bundle, false, extra, 2);
+    free(manifest);
+    free(rootfs);
+    free(kernel);
     ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
     assert_msg_has(&err, "'etc/passwd'");
     const struct itest_entry link[] = { { "vmlinux", 'l', "/etc/shadow", 0 } };
@@ -550,8 +559,10 @@ START_TEST(pull_over_http)
     struct itest_http h = { 0 };
     itest_write_bundle(bundle, "web", false);
     itest_http_start(&h, bundle);
+    char hex[65];
+    itest_sha256_hex(h.body, h.len, hex);
     char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
-    ck_assert_msg(do_pull(url, "web-image", NULL, &err, NULL) == 0, "%s", err.msg);
+    ck_assert_msg(do_pull(url, "web-image", hex, &err, NULL) == 0, "%s", err.msg);
     itest_http_stop(&h);
     ck_assert_int_eq(itest_count_images_dir(&t), 1);
     free(url);
@@ -567,7 +578,9 @@ START_TEST(pull_truncated_download_leaves_nothing)
     itest_write_bundle(bundle, "web", false);
     itest_http_start(&h, bundle);
     char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
-    ck_assert_int_lt(do_pull(url, NULL, NULL, &err, NULL), 0);
+    char hex[65];
+    itest_sha256_hex(h.body, h.len, hex);
+    ck_assert_int_lt(do_pull(url, NULL, hex, &err, NULL), 0);
     assert_msg_has(&err, "download");
     itest_http_stop(&h);
     ck_assert_int_eq(itest_count_images_dir(&t), 0);
@@ -579,6 +592,7 @@ END_TEST
 struct pull_thread {
     pthread_t thread;
     const char *url;
+    const char *sha256;
     int r;
     char *id;
     struct banger_error err;
@@ -587,7 +601,7 @@ struct pull_thread {
 static void *pull_thread_main(void *arg)
 {
     struct pull_thread *pt = arg;
-    pt->r = do_pull(pt->url, "merged", NULL, &pt->err, &pt->id);
+    pt->r = do_pull(pt->url, "merged", pt->sha256, &pt->err, &pt->id);
     return NULL;
 }
 
@@ -599,7 +613,9 @@ START_TEST(pull_same_name_twice_merges)
     itest_http_start(&h, bundle);
     char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
     /* The server accepts one connection: the second pull must not connect. */
-    struct pull_thread a = { .url = url }, b = { .url = url };
+    char hex[65];
+    itest_sha256_hex(h.body, h.len, hex);
+    struct pull_thread a = { .url = url, .sha256 = hex }, b = { .url = url, .sha256 = hex };
     ck_assert_int_eq(pthread_create(&a.thread, NULL, pull_thread_main, &a), 0);
     ck_assert_int_eq(pthread_create(&b.thread, NULL, pull_thread_main, &b), 0);
     pthread_join(a.thread, NULL);
@@ -613,6 +629,234 @@ START_TEST(pull_same_name_twice_merges)
     free(b.id);
     free(url);
     free(bundle);
+}
+END_TEST
+
+
+/* ---- hostile bundles ------------------------------------------------------ */
+
+/* A bundle of the test's rootfs and kernel, manifest first, with the
+ * manifest's rootfs size `declared` and `extra` entries appended. */
+struct hb {
+    char *rootfs, *kernel, *manifest;
+    size_t rlen, klen;
+};
+
+static void hb_init(struct hb *b, uint64_t declared)
+{
+    b->rootfs = itest_bundle_rootfs(&b->rlen);
+    b->kernel = itest_bundle_kernel(&b->klen);
+    b->manifest = itest_manifest("hostile", b->rootfs, b->rlen, declared, b->kernel, b->klen);
+}
+
+static void hb_free(struct hb *b)
+{
+    free(b->rootfs);
+    free(b->kernel);
+    free(b->manifest);
+}
+
+static void hb_refused(const struct itest_entry *e, size_t n, int code, const char *needle)
+{
+    char *bundle = itest_path(&t, "hostile.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_tar(bundle, true, e, n);
+    ck_assert_int_eq(do_pull(bundle, NULL, NULL, &err, NULL), code);
+    assert_msg_has(&err, needle);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+
+/* A few KiB of tar whose rootfs.ext4 is a 1 TiB sparse file: refused from
+ * its header, before a byte is written or hashed. */
+START_TEST(pull_sparse_bomb_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct itest_sparse bomb = { b.rootfs, b.rlen, 1ull << 40 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 's', (const char *)&bomb, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EINVAL, "is 1099511627776 bytes, but its manifest says 4096");
+    hb_free(&b);
+}
+END_TEST
+
+/* The same bomb declared honestly in the manifest: over the rootfs cap. */
+START_TEST(pull_declared_bomb_over_cap_refused)
+{
+    struct hb b;
+    hb_init(&b, 1ull << 40);
+    const struct itest_sparse bomb = { b.rootfs, b.rlen, 1ull << 40 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 's', (const char *)&bomb, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EFBIG, "over the 68719476736-byte cap (images.max_rootfs_bytes)");
+    hb_free(&b);
+}
+END_TEST
+
+/* A member within its declared size but over a configured cap. */
+START_TEST(pull_oversized_member_refused)
+{
+    const struct images_limits lim = { .max_bundle_bytes = 1ull << 30,
+                                       .max_rootfs_bytes = 2048,
+                                       .max_kernel_bytes = 1ull << 30,
+                                       .max_initrd_bytes = 1ull << 30 };
+    struct hb b;
+    hb_init(&b, 4096);
+    pull_limits = &lim;
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EFBIG, "rootfs.ext4 is 4096 bytes, over the 2048-byte cap");
+    pull_limits = NULL;
+    hb_free(&b);
+}
+END_TEST
+
+/* Every member under its own cap, their total over the bundle cap. */
+START_TEST(pull_total_over_bundle_cap_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct images_limits lim = { .max_bundle_bytes = b.klen + 4095,
+                                       .max_rootfs_bytes = 1ull << 30,
+                                       .max_kernel_bytes = 1ull << 30,
+                                       .max_initrd_bytes = 1ull << 30 };
+    pull_limits = &lim;
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EFBIG, "cap (images.max_bundle_bytes)");
+    pull_limits = NULL;
+    hb_free(&b);
+}
+END_TEST
+
+/* The manifest says 4095 bytes, the member has 4096 (hash of the real
+ * 4096 in the manifest, so only the size lies). */
+START_TEST(pull_lying_manifest_size_refused)
+{
+    struct hb b;
+    hb_init(&b, 4095);
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EINVAL, "bundle member 'rootfs.ext4' is 4096 bytes, but its manifest "
+                              "says 4095");
+    hb_free(&b);
+}
+END_TEST
+
+/* A member the manifest does not list is refused at its header, even a
+ * huge sparse one. */
+START_TEST(pull_unlisted_member_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct itest_sparse bomb = { "070701", 6, 1ull << 40 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen },
+                                     { "initrd.img", 's', (const char *)&bomb, 0 } };
+    hb_refused(e, 4, -EINVAL, "bundle member 'initrd.img' is not listed in its manifest");
+    hb_free(&b);
+}
+END_TEST
+
+/* Members before the manifest would be written unchecked: refused. */
+START_TEST(pull_manifest_not_first_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct itest_entry e[] = { { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "manifest.json", 'f', b.manifest, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EINVAL, "comes before manifest.json, which must be the first member");
+    hb_free(&b);
+}
+END_TEST
+
+/* The hash covers the declared bytes, holes included: a sparse member
+ * whose data matches but whose hole does not is caught. */
+START_TEST(pull_sparse_member_hash_covers_holes)
+{
+    struct hb b;
+    hb_init(&b, 8192);
+    /* The manifest hashed 4096 bytes, the member is 4096 zeros + rootfs. */
+    const struct itest_sparse sp = { b.rootfs, b.rlen, 8192 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 's', (const char *)&sp, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EBADMSG, "rootfs.ext4: sha256");
+    hb_free(&b);
+}
+END_TEST
+
+/* ---- downloads ------------------------------------------------------------ */
+
+/* A server that never stops sending: the download stops at the cap. */
+START_TEST(pull_endless_download_capped)
+{
+    const struct images_limits lim = { .max_bundle_bytes = 4ull << 20,
+                                       .max_rootfs_bytes = 1ull << 30,
+                                       .max_kernel_bytes = 1ull << 30,
+                                       .max_initrd_bytes = 1ull << 30 };
+    struct itest_http h = { .endless = true };
+    struct banger_error err = { 0 };
+    pull_limits = &lim;
+    itest_http_start(&h, NULL);
+    char *url = xasprintf("http://127.0.0.1:%d/endless", h.port);
+    ck_assert_int_eq(do_pull(url, "endless", "00000000000000000000000000000000"
+                                             "00000000000000000000000000000000", &err, NULL),
+                     -EFBIG);
+    assert_msg_has(&err, "larger than the 4194304-byte cap (images.max_bundle_bytes)");
+    itest_http_stop(&h);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    pull_limits = NULL;
+    free(url);
+}
+END_TEST
+
+START_TEST(pull_plain_http_needs_sha256)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "web", false);
+    /* Refused before connecting: nothing listens on this port. */
+    ck_assert_int_eq(do_pull("http://127.0.0.1:9/b.tar.zst", NULL, NULL, &err, NULL), -EINVAL);
+    assert_msg_has(&err, "a pull over plain http needs --sha256");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+END_TEST
+
+static bool cancel_after_download(void *ctx)
+{
+    int *calls = ctx;
+    return ++*calls > 3;
+}
+
+/* A cancel (the client went away) mid-download stops it; nothing stays. */
+START_TEST(pull_cancel_stops_download)
+{
+    struct itest_http h = { .endless = true, .trickle_ms = 20 };
+    struct banger_error err = { 0 };
+    int calls = 0;
+    const struct images_cancel cancel = { cancel_after_download, &calls };
+    itest_http_start(&h, NULL);
+    char *url = xasprintf("http://127.0.0.1:%d/slow", h.port);
+    struct images_pull_params p = { .source = url, .name = "slow",
+                                    .sha256 = "00000000000000000000000000000000"
+                                              "00000000000000000000000000000000",
+                                    .cancel = &cancel };
+    struct image_record *img = NULL;
+    ck_assert_int_eq(images_pull(t.store, t.images_dir, &p, &img, &err), -ECANCELED);
+    assert_msg_has(&err, "cancelled: the client went away");
+    itest_http_stop(&h);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(url);
 }
 END_TEST
 
@@ -816,6 +1060,22 @@ static Suite *images_suite(void)
     tcase_add_test(tc, pull_over_http);
     tcase_add_test(tc, pull_truncated_download_leaves_nothing);
     tcase_add_test(tc, pull_same_name_twice_merges);
+    tcase_add_test(tc, pull_endless_download_capped);
+    tcase_add_test(tc, pull_plain_http_needs_sha256);
+    tcase_add_test(tc, pull_cancel_stops_download);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hostile bundles");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, pull_sparse_bomb_refused);
+    tcase_add_test(tc, pull_declared_bomb_over_cap_refused);
+    tcase_add_test(tc, pull_oversized_member_refused);
+    tcase_add_test(tc, pull_total_over_bundle_cap_refused);
+    tcase_add_test(tc, pull_lying_manifest_size_refused);
+    tcase_add_test(tc, pull_unlisted_member_refused);
+    tcase_add_test(tc, pull_manifest_not_first_refused);
+    tcase_add_test(tc, pull_sparse_member_hash_covers_holes);
     suite_add_tcase(s, tc);
     return s;
 }
