@@ -251,6 +251,7 @@ static void itest_http_endless(struct itest_http *h, int fd)
             return;
         }
         sent += (uint64_t)n;
+        h->sent = sent;
         if (h->trickle_ms)
             usleep((useconds_t)h->trickle_ms * 1000);
     }

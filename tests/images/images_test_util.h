@@ -78,6 +78,7 @@ struct itest_http {
     int trickle_ms;         /* endless: pause between 64 KiB chunks */
     const char *redirect;   /* answer 302 to this Location instead */
     volatile bool peer_closed;  /* endless: the client closed the connection */
+    volatile uint64_t sent;     /* endless: body bytes sent so far */
     volatile bool stop;
     const char *wait_key;   /* send the second half once a pull waits on this key */
 };

@@ -2,6 +2,7 @@
  * checks, the manifest, and that a failure leaves nothing in images/. */
 #include "config.h"
 
+#include "config/config.h"
 #include "images/image_import.h"
 #include "images/image_pull.h"
 #include "images/image_stage.h"
@@ -832,10 +833,11 @@ START_TEST(pull_plain_http_needs_sha256)
 }
 END_TEST
 
+/* The client "leaves" once the download has really been running. */
 static bool cancel_after_download(void *ctx)
 {
-    int *calls = ctx;
-    return ++*calls > 3;
+    const struct itest_http *h = ctx;
+    return h->sent >= (1u << 20);
 }
 
 /* A cancel (the client went away) mid-download stops it; nothing stays. */
@@ -843,8 +845,7 @@ START_TEST(pull_cancel_stops_download)
 {
     struct itest_http h = { .endless = true, .trickle_ms = 20 };
     struct banger_error err = { 0 };
-    int calls = 0;
-    const struct images_cancel cancel = { cancel_after_download, &calls };
+    const struct images_cancel cancel = { cancel_after_download, &h };
     itest_http_start(&h, NULL);
     char *url = xasprintf("http://127.0.0.1:%d/slow", h.port);
     struct images_pull_params p = { .source = url, .name = "slow",
@@ -854,9 +855,60 @@ START_TEST(pull_cancel_stops_download)
     struct image_record *img = NULL;
     ck_assert_int_eq(images_pull(t.store, t.images_dir, &p, &img, &err), -ECANCELED);
     assert_msg_has(&err, "cancelled: the client went away");
+    ck_assert_uint_lt(h.sent, 256u << 20);
     itest_http_stop(&h);
     ck_assert_int_eq(itest_count_images_dir(&t), 0);
     free(url);
+}
+END_TEST
+
+/* ---- the images group of banger.conf ------------------------------------ */
+
+static void config_refused(const char *text, const char *needle)
+{
+    struct bg_config *cfg = NULL;
+    struct banger_error err = { 0 };
+    ck_assert_int_eq(config_load_string(text, "banger.conf", &cfg, &err), -EINVAL);
+    ck_assert_msg(strstr(err.msg, needle), "message '%s' lacks '%s'", err.msg, needle);
+}
+
+START_TEST(config_images_group)
+{
+    struct bg_config *cfg = NULL;
+    struct banger_error err = { 0 };
+    ck_assert_msg(config_load_string("", "banger.conf", &cfg, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(cfg->images.max_bundle_bytes, images_default_limits.max_bundle_bytes);
+    ck_assert_uint_eq(cfg->images.max_rootfs_bytes, images_default_limits.max_rootfs_bytes);
+    ck_assert_uint_eq(cfg->images.max_kernel_bytes, images_default_limits.max_kernel_bytes);
+    ck_assert_uint_eq(cfg->images.max_initrd_bytes, images_default_limits.max_initrd_bytes);
+    ck_assert_uint_eq(cfg->images.n_mirrors, 0);
+    ck_assert_str_eq(cfg->images.keyring, "/usr/share/keyrings/debian-archive-keyring.gpg");
+    config_free(cfg);
+
+    const char *text = "images = {\n  max_bundle_bytes = \"8G\";\n  max_rootfs_bytes = 1048576;\n"
+                       "  mirrors = [ \"https://deb.example/debian/\", \"http://m.example/d\" ];\n"
+                       "  keyring = \"/etc/banger/archive.gpg\";\n};\n";
+    ck_assert_msg(config_load_string(text, "banger.conf", &cfg, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(cfg->images.max_bundle_bytes, 8ull << 30);
+    ck_assert_uint_eq(cfg->images.max_rootfs_bytes, 1u << 20);
+    ck_assert_uint_eq(cfg->images.n_mirrors, 2);
+    ck_assert_str_eq(cfg->images.mirrors[0], "https://deb.example/debian");
+    ck_assert_str_eq(cfg->images.mirrors[1], "http://m.example/d");
+    ck_assert_str_eq(cfg->images.keyring, "/etc/banger/archive.gpg");
+    config_free(cfg);
+
+    config_refused("images = {\n  mirrors = [ \"file:/srv/mirror\" ];\n};\n",
+                   "banger.conf:2: images.mirrors: 'file:/srv/mirror' is not an http:// or "
+                   "https:// URL");
+    config_refused("images = {\n  max_rootfs_bytes = \"lots\";\n};\n",
+                   "banger.conf:2: images.max_rootfs_bytes: 'lots' is not a size");
+    config_refused("images = {\n  max_kernel_bytes = 0;\n};\n",
+                   "banger.conf:2: images.max_kernel_bytes: must be more than 0");
+    config_refused("images = {\n  keyring = \"archive.gpg\";\n};\n",
+                   "banger.conf:2: images.keyring: 'archive.gpg' must be an absolute path");
+    config_refused("images = {\n  max_size = 1;\n};\n",
+                   "banger.conf:2: images.max_size: unknown key");
+    config_refused("images = 5;\n", "images: expected a group");
 }
 END_TEST
 
@@ -1063,6 +1115,10 @@ static Suite *images_suite(void)
     tcase_add_test(tc, pull_endless_download_capped);
     tcase_add_test(tc, pull_plain_http_needs_sha256);
     tcase_add_test(tc, pull_cancel_stops_download);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_test(tc, config_images_group);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hostile bundles");
