@@ -22,7 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct itest t;
@@ -862,6 +867,111 @@ START_TEST(pull_cancel_stops_download)
 }
 END_TEST
 
+/* An https server on 127.0.0.1: `openssl s_server -HTTP` with a
+ * certificate made for the test; every path answers with the raw HTTP
+ * response in the file of that name in `dir`. */
+struct tls_server {
+    pid_t pid;
+    int port;
+    char *dir, *cert;
+};
+
+static int free_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static bool tls_server_start(struct tls_server *ts)
+{
+    ts->dir = itest_path(&t, "tls");
+    ck_assert_int_eq(mkdir(ts->dir, 0755), 0);
+    ts->cert = fs_join(ts->dir, "cert.pem");
+    char *key = fs_join(ts->dir, "key.pem");
+    const char *req[] = { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                          "-keyout", key, "-out", ts->cert, "-days", "1", "-subj",
+                          "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", NULL };
+    if (run_tool(req, NULL) != 0) {
+        free(key);
+        return false;
+    }
+    ts->port = free_port();
+    char accept_arg[32];
+    snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", ts->port);
+    ts->pid = fork();
+    ck_assert_int_ge(ts->pid, 0);
+    if (ts->pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        if (chdir(ts->dir) < 0)
+            _exit(126);
+        execlp("openssl", "openssl", "s_server", "-quiet", "-HTTP", "-accept", accept_arg,
+               "-cert", ts->cert, "-key", key, (char *)NULL);
+        _exit(127);
+    }
+    free(key);
+    /* Ready once it accepts a connection. */
+    for (int i = 0; i < 200; i++) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ts->port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+        if (ok == 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void tls_server_stop(struct tls_server *ts)
+{
+    if (ts->pid > 0) {
+        kill(ts->pid, SIGKILL);
+        waitpid(ts->pid, NULL, 0);
+    }
+    free(ts->dir);
+    free(ts->cert);
+}
+
+/* https that redirects to http: refused, the http server never asked. */
+START_TEST(pull_https_to_http_redirect_refused)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct itest_http h = { 0 };
+    struct tls_server ts = { 0 };
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "downgraded", false);
+    itest_http_start(&h, bundle);
+    ck_assert_msg(tls_server_start(&ts), "cannot start openssl s_server");
+    char *redirect = xasprintf("HTTP/1.0 302 Found\r\nLocation: http://127.0.0.1:%d/b.tar.zst"
+                               "\r\nContent-Length: 0\r\n\r\n", h.port);
+    char *file = fs_join(ts.dir, "bundle");
+    ck_assert_int_eq(fs_write_atomic(file, redirect, strlen(redirect), 0644, &err), 0);
+    char *url = xasprintf("https://127.0.0.1:%d/bundle", ts.port);
+    struct images_pull_params p = { .source = url, .ca_file = ts.cert };
+    struct image_record *img = NULL;
+    int r = images_pull(t.store, t.images_dir, &p, &img, &err);
+    image_record_free(img);
+    tls_server_stop(&ts);
+    itest_http_stop(&h);
+    ck_assert_int_eq(r, -EPERM);
+    assert_msg_has(&err, "an https pull may only redirect to https");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(url);
+    free(file);
+    free(redirect);
+    free(bundle);
+}
+END_TEST
+
 /* ---- the images group of banger.conf ------------------------------------ */
 
 static void config_refused(const char *text, const char *needle)
@@ -1115,6 +1225,7 @@ static Suite *images_suite(void)
     tcase_add_test(tc, pull_endless_download_capped);
     tcase_add_test(tc, pull_plain_http_needs_sha256);
     tcase_add_test(tc, pull_cancel_stops_download);
+    tcase_add_test(tc, pull_https_to_http_redirect_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("config");
