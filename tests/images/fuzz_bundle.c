@@ -22,15 +22,19 @@ static const struct images_limits fuzz_limits = {
 };
 
 static int fuzz_dir = -1;
+static char fuzz_path[] = "/tmp/banger-fuzz-bundle-XXXXXX";
+
+/* Each input's files are unlinked after it; the directory goes at exit. */
+static void fuzz_scratch_remove(void) { rmdir(fuzz_path); }
 
 static void fuzz_scratch(void)
 {
-    char tmpl[] = "/tmp/banger-fuzz-bundle-XXXXXX";
-    if (!mkdtemp(tmpl))
+    if (!mkdtemp(fuzz_path))
         abort();
-    fuzz_dir = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fuzz_dir = open(fuzz_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fuzz_dir < 0)
         abort();
+    atexit(fuzz_scratch_remove);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
