@@ -27,12 +27,13 @@ static const char image_import_usage[] =
 static const char image_pull_usage[] =
     "Usage: banger image pull SOURCE [--name N] [--sha256 HEX]\n"
     "\n"
-    "Fetch an image bundle (a tar, usually .tar.zst, holding rootfs.ext4,\n"
-    "manifest.json, vmlinux and optionally initrd.img) from an http(s) URL or a\n"
-    "local file. Members are checked against the manifest's sha256 sums.\n"
+    "Fetch an image bundle (a tar, usually .tar.zst: manifest.json first, then\n"
+    "rootfs.ext4, vmlinux and optionally initrd.img) from an http(s) URL or a\n"
+    "local file. Members are checked against the manifest's sizes and sha256\n"
+    "sums and the daemon's caps (images.max_*_bytes).\n"
     "\n"
     "  --name N        image name (default: the bundle manifest's name)\n"
-    "  --sha256 HEX    expected sha256 of the whole bundle\n";
+    "  --sha256 HEX    expected sha256 of the whole bundle (required for http://)\n";
 
 static const char image_build_usage[] =
     "Usage: banger image build-default [--name N] [--mirror URL]\n"
@@ -44,7 +45,8 @@ static const char image_build_usage[] =
     "vsock modules. Takes a few minutes; needs debootstrap and busybox-static.\n"
     "\n"
     "  --name N       image name (default: default)\n"
-    "  --mirror URL   Debian mirror (default: the one in the host's apt sources)\n";
+    "  --mirror URL   Debian mirror: the host's apt mirror (the default) or one\n"
+    "                 listed in the daemon's images.mirrors\n";
 
 static int image_ext_call(struct cli_ctx *ctx, const char *method, cJSON *params)
 {

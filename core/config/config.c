@@ -363,7 +363,7 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
 {
     static const char *const core_scalars[] = {
         "state_dir", "runtime_dir", "firecracker_bin", "log_level", "socket_group",
-        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "rpc", NULL,
+        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "rpc", "images", NULL,
     };
     const struct banger_cfg *root = &(struct banger_cfg){
         .setting = config_root_setting(&c->lc), .name = "", .file = c->path };
@@ -493,7 +493,7 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
         return bg_cfg_fail(net, "cidr", err,
                            "'%s' must be between /8 and /30 (room for the gateway and at least one VM)",
                            c->network.cidr);
-    return 0;
+    return config_images_load(c, err);
 }
 
 static struct bg_config_priv *config_new(const char *path)
@@ -519,6 +519,7 @@ static struct bg_config_priv *config_new(const char *path)
     c->vm_defaults.overlay_size = 8ull << 30;
     c->network.bridge = "br-banger";
     c->network.cidr = "172.29.0.0/24";
+    config_images_defaults(c);
     return p;
 }
 
@@ -581,6 +582,7 @@ void config_free(struct bg_config *cfg)
     for (size_t i = 0; i < cfg->n_plugins; i++)
         free(cfg->plugins[i]);
     free(cfg->plugins);
+    config_images_free(cfg);
     for (size_t i = 0; i < p->n_groups; i++)
         free(p->group_names[i]);
     config_destroy(&cfg->lc);

@@ -53,6 +53,19 @@ struct bg_config {
         int shutdown_grace_ms;        /* SIGTERM: wait this long for running calls */
     } rpc;
 
+    /* images { ... }: what pulls may bring in, and where build-default may
+     * fetch from (config_images.c). */
+    struct {
+        uint64_t max_bundle_bytes;
+        uint64_t max_rootfs_bytes;
+        uint64_t max_kernel_bytes;
+        uint64_t max_initrd_bytes;
+        char **mirrors;          /* http(s) mirrors a client may name; the host's apt
+                                    mirror is always allowed */
+        size_t n_mirrors;
+        const char *keyring;     /* debootstrap --keyring (signatures always checked) */
+    } images;
+
     struct {
         const char *bridge;
         const char *cidr;
@@ -69,6 +82,12 @@ int config_load(const char *path, bool must_exist, struct bg_config **out,
 int config_load_string(const char *text, const char *name, struct bg_config **out,
                        struct banger_error *err);
 void config_free(struct bg_config *cfg);
+
+/* The images group: defaults into cfg, then the file's values checked
+ * (config_images.c). */
+void config_images_defaults(struct bg_config *cfg);
+int config_images_load(struct bg_config *cfg, struct banger_error *err);
+void config_images_free(struct bg_config *cfg);
 
 /* The group named `name` (never NULL; an empty group when absent). The
  * pointer stays valid as long as cfg. */

@@ -1,1 +1,1 @@
-libbangercore_la_SOURCES += config/config.c config/config.h
+libbangercore_la_SOURCES += config/config.c config/config.h config/config_images.c

@@ -12,11 +12,15 @@
 #include <errno.h>
 #include <string.h>
 
+/* Long image work stops when its client goes away. */
+static bool method_client_gone(void *call) { return rpc_call_cancelled(call); }
+
 static int method_image_import(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "tar", "kernel", "initrd", NULL };
+    const struct images_cancel cancel = { method_client_gone, call };
     struct images_import_params p = { .progress = bangerd_progress, .progress_ctx = call,
-                                       .caller = &call->caller };
+                                       .caller = &call->caller, .cancel = &cancel };
     const struct bangerd_string_param strings[] = {
         { "name", true, &p.name }, { "tar", true, &p.tar }, { "kernel", true, &p.kernel },
         { "initrd", false, &p.initrd }, { NULL, false, NULL }
@@ -40,8 +44,16 @@ static int method_image_import(struct bangerd *d, struct rpc_call *call)
 static int method_image_pull(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "source", "name", "sha256", NULL };
+    const struct images_cancel cancel = { method_client_gone, call };
+    const struct images_limits limits = {
+        .max_bundle_bytes = d->cfg->images.max_bundle_bytes,
+        .max_rootfs_bytes = d->cfg->images.max_rootfs_bytes,
+        .max_kernel_bytes = d->cfg->images.max_kernel_bytes,
+        .max_initrd_bytes = d->cfg->images.max_initrd_bytes,
+    };
     struct images_pull_params p = { .progress = bangerd_progress, .progress_ctx = call,
-                                     .caller = &call->caller };
+                                     .caller = &call->caller, .limits = &limits,
+                                     .cancel = &cancel };
     const struct bangerd_string_param strings[] = {
         { "source", true, &p.source }, { "name", false, &p.name }, { "sha256", false, &p.sha256 },
         { NULL, false, NULL }
@@ -67,19 +79,17 @@ static int method_image_pull(struct bangerd *d, struct rpc_call *call)
 static int method_image_build_default(struct bangerd *d, struct rpc_call *call)
 {
     static const char *const keys[] = { "name", "mirror", NULL };
-    struct images_build_params p = { .progress = bangerd_progress, .progress_ctx = call };
+    const struct images_cancel cancel = { method_client_gone, call };
+    struct images_build_params p = { .progress = bangerd_progress, .progress_ctx = call,
+                                      .mirrors = (const char *const *)d->cfg->images.mirrors,
+                                      .n_mirrors = d->cfg->images.n_mirrors,
+                                      .keyring = d->cfg->images.keyring, .cancel = &cancel };
     const struct bangerd_string_param strings[] = {
         { "name", false, &p.name }, { "mirror", false, &p.mirror }, { NULL, false, NULL }
     };
     int r = bangerd_params(call, keys, strings);
     if (r < 0)
         return r;
-    if (p.mirror && strncmp(p.mirror, "http://", 7) != 0 &&
-        strncmp(p.mirror, "https://", 8) != 0 && strncmp(p.mirror, "file:/", 6) != 0) {
-        call->error_code = "bad_request";
-        return bg_fail(&call->err, -EINVAL, "mirror: '%s' is not an http(s):// or file:/ URL",
-                       p.mirror);
-    }
     struct image_record *img = NULL;
     r = images_build_default(d->store, d->images_dir, &p, &img, &call->err);
     return bangerd_image_result(call, img, r);

@@ -207,6 +207,44 @@ char *images_apt_mirror(const char *apt_dir, const char *suite)
     return result;
 }
 
+static char *build_strip_slashes(const char *url)
+{
+    char *s = xstrdup(url);
+    size_t len = strlen(s);
+    while (len > 1 && s[len - 1] == '/')
+        s[--len] = '\0';
+    return s;
+}
+
+int images_build_mirror_check(const char *mirror, const char *host_mirror,
+                              const char *const *allowed, size_t n_allowed,
+                              struct banger_error *err)
+{
+    /* debootstrap runs as root and a file: mirror's packages carry
+     * maintainer scripts it executes: never a client's choice. */
+    if (strncmp(mirror, "http://", 7) != 0 && strncmp(mirror, "https://", 8) != 0)
+        return bg_fail(err, -EPERM, "mirror '%s' refused: a client may name only an http(s) "
+                       "mirror that the daemon's images.mirrors lists", mirror);
+    char *want = build_strip_slashes(mirror);
+    bool ok = false;
+    if (host_mirror) {
+        char *host = build_strip_slashes(host_mirror);
+        ok = strcmp(want, host) == 0;
+        free(host);
+    }
+    for (size_t i = 0; !ok && i < n_allowed; i++) {
+        char *a = build_strip_slashes(allowed[i]);
+        ok = strcmp(want, a) == 0;
+        free(a);
+    }
+    free(want);
+    if (!ok)
+        return bg_fail(err, -EPERM, "mirror '%s' refused: it is neither the host's apt mirror "
+                       "(%s) nor listed in the daemon's images.mirrors", mirror,
+                       host_mirror ? host_mirror : "none");
+    return 0;
+}
+
 /* ---- the build ----------------------------------------------------------- */
 
 static __thread uint64_t build_tree_bytes;
@@ -231,11 +269,18 @@ static int build_tree_size(const char *root, uint64_t *bytes, struct banger_erro
     return 0;
 }
 
-static int build_debootstrap(const char *root, const char *mirror, struct banger_error *err)
+static int build_debootstrap(const char *root, const char *mirror, const char *keyring,
+                             struct banger_error *err)
 {
-    const char *argv[] = { "debootstrap", "--variant=minbase",
-                           "--include=" IMAGES_BUILD_PACKAGES, IMAGES_BUILD_SUITE, root, mirror,
-                           NULL };
+    /* Without a keyring debootstrap only warns; forced, a Release file that
+     * is unsigned or signed by anyone else stops the build. */
+    if (access(keyring, R_OK) < 0)
+        return bg_fail_errno(err, -errno, "keyring %s (install debian-archive-keyring, or set "
+                             "images.keyring)", keyring);
+    char *keyring_arg = xasprintf("--keyring=%s", keyring);
+    const char *argv[] = { "debootstrap", "--variant=minbase", "--force-check-gpg",
+                           keyring_arg, "--include=" IMAGES_BUILD_PACKAGES, IMAGES_BUILD_SUITE,
+                           root, mirror, NULL };
     struct banger_run_opts opts = { .struct_size = sizeof(opts),
                                     .timeout_ms = BUILD_DEBOOTSTRAP_TIMEOUT_MS };
     struct banger_run_result res = { .struct_size = sizeof(res) };
@@ -256,6 +301,7 @@ static int build_debootstrap(const char *root, const char *mirror, struct banger
     }
     runner_result_clear(&res);
     free(cmd);
+    free(keyring_arg);
     return r;
 }
 
@@ -304,16 +350,25 @@ int images_build_default(struct store *store, const char *images_dir,
 
     if (image_name_check(name, eb, sizeof(eb)) < 0)
         return bg_fail(err, -EINVAL, "%s", eb);
+    /* The mirror first: a refused one runs nothing at all. */
+    mirror = images_apt_mirror(p->apt_dir ? p->apt_dir : "/etc/apt", IMAGES_BUILD_SUITE);
+    if (p->mirror) {
+        r = images_build_mirror_check(p->mirror, mirror, p->mirrors, p->n_mirrors, err);
+        free(mirror);
+        mirror = NULL;
+        if (r < 0)
+            return r;
+        mirror = xstrdup(p->mirror);
+    }
     r = images_name_free(store, name, err);
     if (r == 0)
         r = images_host_kernel(boot_dir, modules_root, ver, sizeof(ver), err);
     if (r == 0 && access(busybox, X_OK) < 0)
         r = bg_fail_errno(err, -errno, "%s (install busybox-static)", busybox);
-    if (r < 0)
+    if (r < 0) {
+        free(mirror);
         return r;
-    mirror = p->mirror && p->mirror[0] ? xstrdup(p->mirror)
-                                       : images_apt_mirror(p->apt_dir ? p->apt_dir : "/etc/apt",
-                                                           IMAGES_BUILD_SUITE);
+    }
     bzimage = xasprintf("%s/vmlinuz-%s", boot_dir, ver);
     modules_dir = xasprintf("%s/%s", modules_root, ver);
 
@@ -333,14 +388,19 @@ int images_build_default(struct store *store, const char *images_dir,
     }
     if (r == 0 && mkdir(root, 0755) < 0)
         r = bg_fail_errno(err, -errno, "create %s", root);
+    if (r == 0 && images_cancelled(p->cancel))
+        r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
     if (r == 0) {
         build_progress(p, "debootstrap");
-        r = build_debootstrap(root, mirror, err);
+        r = build_debootstrap(root, mirror, p->keyring ? p->keyring : IMAGES_BUILD_DEFAULT_KEYRING,
+                              err);
     }
     if (r == 0)
         r = build_tweak_tree(root, err);
     if (r == 0)
         r = build_tree_size(root, &bytes, err);
+    if (r == 0 && images_cancelled(p->cancel))
+        r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
     if (r == 0)
         r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx, NULL,
                                   err);
@@ -362,7 +422,9 @@ int images_build_default(struct store *store, const char *images_dir,
     cJSON *boot = cJSON_AddObjectToObject(extra, "boot");
     cJSON_AddStringToObject(boot, "device_discovery", "acpi");
     cJSON_AddStringToObject(boot, "min_firecracker", IMAGES_BUILD_MIN_FIRECRACKER);
-    r = images_stage_commit(&st, store, name, extra, out, err);
+    r = images_cancelled(p->cancel)
+            ? bg_fail(err, -ECANCELED, "cancelled: the client went away")
+            : images_stage_commit(&st, store, name, extra, out, err);
     cJSON_Delete(extra);
 
 cleanup:

@@ -8,6 +8,7 @@
 #ifndef BANGER_IMAGE_BUILD_H
 #define BANGER_IMAGE_BUILD_H
 
+#include "images/image_bundle.h"
 #include "images/image_stage.h"
 #include "store/store.h"
 #include "util/error.h"
@@ -15,6 +16,7 @@
 #define IMAGES_BUILD_SUITE "bookworm"
 #define IMAGES_BUILD_DEFAULT_NAME "default"
 #define IMAGES_BUILD_DEFAULT_MIRROR "http://deb.debian.org/debian"
+#define IMAGES_BUILD_DEFAULT_KEYRING "/usr/share/keyrings/debian-archive-keyring.gpg"
 /* manifest.json's boot.min_firecracker for the default image. */
 #define IMAGES_BUILD_MIN_FIRECRACKER "1.8.0"
 /* Packages on top of --variant=minbase. udev: without it systemd waits in
@@ -25,7 +27,14 @@
 
 struct images_build_params {
     const char *name;             /* NULL: "default" */
-    const char *mirror;           /* NULL: from the host's apt sources */
+    const char *mirror;           /* NULL: from the host's apt sources; else must be
+                                     the host's or one of `mirrors` (see
+                                     images_build_mirror_check) */
+    const char *const *mirrors;   /* the daemon's images.mirrors */
+    size_t n_mirrors;
+    const char *keyring;          /* NULL: IMAGES_BUILD_DEFAULT_KEYRING; debootstrap
+                                     always runs with --force-check-gpg */
+    const struct images_cancel *cancel; /* checked between steps; NULL: never */
     const char *apt_dir;          /* NULL: /etc/apt */
     const char *boot_dir;         /* NULL: /boot */
     const char *modules_root;     /* NULL: /lib/modules */
@@ -43,5 +52,12 @@ int images_build_default(struct store *store, const char *images_dir,
  * "deb" source for `suite` that is not a security archive, else the first
  * such source for any suite, else IMAGES_BUILD_DEFAULT_MIRROR. malloc'd. */
 char *images_apt_mirror(const char *apt_dir, const char *suite);
+
+/* May a client have debootstrap use `mirror`? Only an http(s) URL equal
+ * (trailing slashes aside) to `host_mirror` or to one of `allowed`; file:
+ * and anything else is refused (-EPERM) with the reason. */
+int images_build_mirror_check(const char *mirror, const char *host_mirror,
+                              const char *const *allowed, size_t n_allowed,
+                              struct banger_error *err);
 
 #endif

@@ -302,6 +302,8 @@ int images_import(struct store *store, const char *images_dir,
     if (p->progress)
         p->progress(p->progress_ctx, "extract");
     r = images_extract_tree_fd(tar_fd, p->tar, root, &bytes, err);
+    if (r == 0 && images_cancelled(p->cancel))
+        r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
     if (r == 0)
         r = images_tree_to_rootfs(root, bytes, rootfs, p->progress, p->progress_ctx,
                                   p->warnings, err);
@@ -309,6 +311,8 @@ int images_import(struct store *store, const char *images_dir,
         r = images_copy_fd(kernel_fd, p->kernel, kernel, err);
     if (r == 0 && p->initrd)
         r = images_copy_fd(initrd_fd, p->initrd, initrd, err);
+    if (r == 0 && images_cancelled(p->cancel))
+        r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
     if (r < 0)
         goto cleanup;
     if (p->progress)

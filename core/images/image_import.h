@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "images/image_bundle.h"
 #include "images/image_stage.h"
 #include "store/store.h"
 #include "util/caller_open.h"
@@ -22,6 +23,7 @@ struct images_import_params {
                                       warnings to (e.g. "no sshd") */
     const struct bg_caller *caller; /* tar, kernel and initrd are opened as this
                                        client; NULL: as the daemon */
+    const struct images_cancel *cancel; /* checked between steps; NULL: never */
 };
 
 int images_import(struct store *store, const char *images_dir,

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "images/image_bundle.h"
 #include "images/image_pull.h"
 #include "images/images.h"
 #include "store/names.h"
@@ -21,12 +22,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define PULL_MEMBERS 4
-#define PULL_MANIFEST_MAX (1u << 20)
-
-static const char *const pull_members[PULL_MEMBERS] = { "rootfs.ext4", "vmlinux", "initrd.img",
-                                                        "manifest.json" };
 
 /* ---- the in-flight table: a second pull of a name waits for the first --- */
 
@@ -68,25 +63,16 @@ static void pull_flight_unlink(struct pull_flight *f)
     free(f);
 }
 
-/* ---- hashing ------------------------------------------------------------ */
-
-static int pull_hex(EVP_MD_CTX *ctx, char hex[IMAGES_SHA256_HEX])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 32)
-        return -EIO;
-    for (unsigned i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 /* ---- download ----------------------------------------------------------- */
 
 struct pull_download {
     int fd;
     int write_errno;
+    bool over_cap;
+    bool cancelled;
+    uint64_t bytes;
     const struct images_pull_params *p;
+    uint64_t cap;
     int last_bucket;
 };
 
@@ -94,6 +80,11 @@ static size_t pull_on_data(char *data, size_t size, size_t nmemb, void *userdata
 {
     struct pull_download *d = userdata;
     size_t len = size * nmemb, done = 0;
+    /* A server that sends no length, or lies about it, still stops here. */
+    if (len > d->cap - d->bytes) {
+        d->over_cap = true;
+        return 0;
+    }
     while (done < len) {
         ssize_t n = write(d->fd, data + done, len - done);
         if (n < 0 && errno == EINTR)
@@ -104,6 +95,7 @@ static size_t pull_on_data(char *data, size_t size, size_t nmemb, void *userdata
         }
         done += (size_t)n;
     }
+    d->bytes += len;
     return len;
 }
 
@@ -113,6 +105,10 @@ static int pull_on_progress(void *userdata, curl_off_t total, curl_off_t now, cu
     (void)ut;
     (void)un;
     struct pull_download *d = userdata;
+    if (images_cancelled(d->p->cancel)) {
+        d->cancelled = true;
+        return 1;
+    }
     if (!d->p->progress || total <= 0)
         return 0;
     int bucket = (int)(now * 10 / total);
@@ -128,11 +124,12 @@ static int pull_on_progress(void *userdata, curl_off_t total, curl_off_t now, cu
 static pthread_once_t pull_curl_once = PTHREAD_ONCE_INIT;
 static void pull_curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static int pull_download(const struct images_pull_params *p, const char *to,
+static int pull_download(const struct images_pull_params *p, uint64_t cap, const char *to,
                          struct banger_error *err)
 {
     char curl_err[CURL_ERROR_SIZE] = "";
-    struct pull_download d = { .p = p, .last_bucket = -1 };
+    struct pull_download d = { .p = p, .cap = cap, .last_bucket = -1 };
+    bool https = strncmp(p->source, "https://", 8) == 0;
     int r = 0;
     pthread_once(&pull_curl_once, pull_curl_init);
     d.fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -144,13 +141,17 @@ static int pull_download(const struct images_pull_params *p, const char *to,
         return bg_fail(err, -ENOMEM, "cannot set up a download");
     }
     curl_easy_setopt(c, CURLOPT_URL, p->source);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, https ? "https" : "http,https");
+    /* No downgrade: what started on https stays on https. */
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cap);
+    if (p->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, p->ca_file);
     /* A stalled server: give up after a minute without progress. */
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
@@ -162,9 +163,19 @@ static int pull_download(const struct images_pull_params *p, const char *to,
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-        if (d.write_errno)
+        if (d.cancelled)
+            r = bg_fail(err, -ECANCELED, "download %s cancelled: the client went away",
+                        p->source);
+        else if (d.over_cap || rc == CURLE_FILESIZE_EXCEEDED)
+            r = bg_fail(err, -EFBIG, "download %s: larger than the %llu-byte cap "
+                        "(images.max_bundle_bytes)", p->source, (unsigned long long)cap);
+        else if (d.write_errno)
             r = bg_fail(err, -d.write_errno, "download %s: writing %s: %s", p->source, to,
                         strerror(d.write_errno));
+        else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_TOO_MANY_REDIRECTS)
+            r = bg_fail(err, -EPERM, "download %s refused: %s (an https pull may only "
+                        "redirect to https)", p->source,
+                        curl_err[0] ? curl_err : curl_easy_strerror(rc));
         else
             r = bg_fail(err, -EIO, "download %s failed: %s", p->source,
                         curl_err[0] ? curl_err : curl_easy_strerror(rc));
@@ -177,68 +188,21 @@ static int pull_download(const struct images_pull_params *p, const char *to,
 
 /* ---- the bundle --------------------------------------------------------- */
 
-static int pull_member_index(const char *path)
-{
-    while (path[0] == '.' && path[1] == '/')
-        path += 2;
-    for (int i = 0; i < PULL_MEMBERS; i++)
-        if (strcmp(path, pull_members[i]) == 0)
-            return i;
-    return -1;
-}
-
-static int pull_write_member(struct archive *a, const char *to, const char *member, int64_t size_total,
-                             char hex[IMAGES_SHA256_HEX], struct banger_error *err)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int r = 0;
-    int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        EVP_MD_CTX_free(ctx);
-        return bg_fail_errno(err, -errno, "create %s", to);
-    }
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        r = bg_fail(err, -ENOMEM, "sha256: cannot set up a digest");
-        goto cleanup;
-    }
-    for (;;) {
-        const void *buf;
-        size_t size;
-        la_int64_t off;
-        int rc = archive_read_data_block(a, &buf, &size, &off);
-        if (rc == ARCHIVE_EOF)
-            break;
-        if (rc < ARCHIVE_WARN) {
-            r = bg_fail(err, -EIO, "bundle member %s: %s", member, archive_error_string(a));
-            goto cleanup;
-        }
-        /* Holes in sparse members stay holes. */
-        if (pwrite(fd, buf, size, off) != (ssize_t)size) {
-            r = bg_fail_errno(err, -errno, "write %s", to);
-            goto cleanup;
-        }
-        EVP_DigestUpdate(ctx, buf, size);
-    }
-    /* A trailing hole leaves the file short. */
-    if (size_total > 0 && ftruncate(fd, (off_t)size_total) < 0) {
-        r = bg_fail_errno(err, -errno, "size %s", to);
-        goto cleanup;
-    }
-    if (pull_hex(ctx, hex) < 0)
-        r = bg_fail(err, -EIO, "sha256 of %s failed", member);
-cleanup:
-    EVP_MD_CTX_free(ctx);
-    if (close(fd) < 0 && r == 0)
-        r = bg_fail_errno(err, -errno, "close %s", to);
-    return r;
-}
-
 static int pull_extract(int bundle_fd, const char *bundle, const struct images_stage *st,
-                        char hashes[PULL_MEMBERS][IMAGES_SHA256_HEX], bool have[PULL_MEMBERS],
-                        struct banger_error *err)
+                        const struct images_pull_params *p, const struct images_limits *lim,
+                        struct images_bundle_manifest *m, struct banger_error *err)
 {
     struct archive *a = archive_read_new();
+    int dir_fd = open(st->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int r = 0;
+    if (dir_fd < 0) {
+        r = bg_fail_errno(err, -errno, "open %s", st->staging);
+        goto cleanup;
+    }
+    if (lseek(bundle_fd, 0, SEEK_SET) < 0) {
+        r = bg_fail_errno(err, -errno, "seek %s", bundle);
+        goto cleanup;
+    }
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
@@ -246,76 +210,12 @@ static int pull_extract(int bundle_fd, const char *bundle, const struct images_s
         r = bg_fail(err, -EINVAL, "bundle %s: %s", bundle, archive_error_string(a));
         goto cleanup;
     }
-    for (;;) {
-        struct archive_entry *e;
-        int rc = archive_read_next_header(a, &e);
-        if (rc == ARCHIVE_EOF)
-            break;
-        if (rc < ARCHIVE_WARN) {
-            r = bg_fail(err, -EINVAL, "bundle %s: %s", bundle, archive_error_string(a));
-            goto cleanup;
-        }
-        const char *path = archive_entry_pathname(e);
-        int i = path ? pull_member_index(path) : -1;
-        if (i < 0) {
-            r = bg_fail(err, -EINVAL, "bundle member '%s' is not one of rootfs.ext4, vmlinux, "
-                        "initrd.img, manifest.json: refusing the bundle", path ? path : "");
-            goto cleanup;
-        }
-        if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e)) {
-            r = bg_fail(err, -EINVAL, "bundle member '%s' is not a regular file: refusing the "
-                        "bundle", path);
-            goto cleanup;
-        }
-        if (have[i]) {
-            r = bg_fail(err, -EINVAL, "bundle member '%s' appears twice: refusing the bundle",
-                        path);
-            goto cleanup;
-        }
-        if (i == 3 && archive_entry_size(e) > PULL_MANIFEST_MAX) {
-            r = bg_fail(err, -EINVAL, "bundle manifest.json is too large");
-            goto cleanup;
-        }
-        char *to = images_stage_path(st, pull_members[i]);
-        r = pull_write_member(a, to, pull_members[i], archive_entry_size(e), hashes[i], err);
-        /* The streamed hash skips holes: a sparse member is hashed again from disk. */
-        if (r == 0 && archive_entry_sparse_count(e) > 0)
-            r = images_sha256_file(to, hashes[i], err);
-        free(to);
-        if (r < 0)
-            goto cleanup;
-        have[i] = true;
-    }
+    r = images_bundle_extract(a, dir_fd, lim, p->cancel, m, err);
 cleanup:
     archive_read_free(a);
+    if (dir_fd >= 0)
+        close(dir_fd);
     return r;
-}
-
-/* Every member must be listed with its sha256 and match; every listed file
- * must be there. */
-static int pull_verify(const cJSON *manifest, char hashes[PULL_MEMBERS][IMAGES_SHA256_HEX],
-                       const bool have[PULL_MEMBERS], struct banger_error *err)
-{
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(manifest, "files");
-    if (!cJSON_IsObject(files))
-        return bg_fail(err, -EINVAL, "bundle manifest.json has no \"files\" object");
-    for (int i = 0; i < 3; i++) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(files, pull_members[i]);
-        if (!have[i]) {
-            if (f)
-                return bg_fail(err, -EINVAL, "bundle lacks %s, which its manifest lists",
-                               pull_members[i]);
-            continue;
-        }
-        const cJSON *sum = cJSON_GetObjectItemCaseSensitive(f, "sha256");
-        if (!cJSON_IsString(sum))
-            return bg_fail(err, -EINVAL, "bundle manifest.json gives no sha256 for %s",
-                           pull_members[i]);
-        if (strcasecmp(sum->valuestring, hashes[i]) != 0)
-            return bg_fail(err, -EBADMSG, "%s: sha256 %s does not match the manifest's %s",
-                           pull_members[i], hashes[i], sum->valuestring);
-    }
-    return 0;
 }
 
 static bool pull_is_url(const char *s)
@@ -329,28 +229,87 @@ static void pull_stage(const struct images_pull_params *p, const char *stage)
         p->progress(p->progress_ctx, stage);
 }
 
+/* sha256 of the whole bundle, stopping on cancel. */
+static int pull_bundle_sha256(int fd, const char *bundle, const struct images_cancel *cancel,
+                              char hex[IMAGES_SHA256_HEX], struct banger_error *err)
+{
+    enum { CHUNK = 1 << 20 };
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    unsigned char *buf = xmalloc(CHUNK);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    off_t pos = 0;
+    int r = 0;
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        r = bg_fail(err, -ENOMEM, "sha256: cannot set up a digest");
+        goto cleanup;
+    }
+    for (;;) {
+        if (images_cancelled(cancel)) {
+            r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
+            goto cleanup;
+        }
+        ssize_t n = pread(fd, buf, CHUNK, pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = bg_fail_errno(err, -errno, "read %s", bundle);
+            goto cleanup;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        pos += n;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+        r = bg_fail(err, -EIO, "sha256 of %s failed", bundle);
+        goto cleanup;
+    }
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+cleanup:
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return r;
+}
+
+/* What may be fetched from where, before anything is opened. */
+static int pull_check_source(const struct images_pull_params *p, struct banger_error *err)
+{
+    if (!pull_is_url(p->source) && p->source[0] != '/')
+        return bg_fail(err, -EINVAL, "source '%s' is neither an http(s):// URL nor an absolute "
+                       "path", p->source);
+    /* Over plain http anyone on the path can swap the bundle: only a hash
+     * the client already trusts makes it safe. */
+    if (strncmp(p->source, "http://", 7) == 0 && !p->sha256)
+        return bg_fail(err, -EINVAL, "a pull over plain http needs --sha256 (the bundle's "
+                       "expected sha256); or use https");
+    return 0;
+}
+
 static int pull_run(struct store *store, const char *images_dir,
                     const struct images_pull_params *p, char **name_out,
                     struct image_record **out, struct banger_error *err)
 {
+    const struct images_limits *lim = p->limits ? p->limits : &images_default_limits;
     char eb[512] = "";
     struct images_stage st = { 0 };
-    char hashes[PULL_MEMBERS][IMAGES_SHA256_HEX];
-    bool have[PULL_MEMBERS] = { false };
-    char *download = NULL, *mpath = NULL, *mtext = NULL;
-    cJSON *manifest = NULL, *extra = NULL;
+    struct images_bundle_manifest manifest = { 0 };
+    char *download = NULL;
+    cJSON *extra = NULL;
     const char *bundle = p->source;
     const char *name = p->name;
     int bundle_fd = -1;
+    struct stat sb;
     int r;
 
     if (name && image_name_check(name, eb, sizeof(eb)) < 0)
         return bg_fail(err, -EINVAL, "%s", eb);
     if (name && (r = images_name_free(store, name, err)) < 0)
         return r;
-    if (!pull_is_url(p->source) && p->source[0] != '/')
-        return bg_fail(err, -EINVAL, "source '%s' is neither an http(s):// URL nor an absolute "
-                       "path", p->source);
+    r = pull_check_source(p, err);
+    if (r < 0)
+        return r;
     /* A local bundle is opened once, as the client, and read only through
      * that descriptor. */
     if (!pull_is_url(p->source)) {
@@ -364,17 +323,27 @@ static int pull_run(struct store *store, const char *images_dir,
     if (pull_is_url(p->source)) {
         download = images_stage_path(&st, "bundle.download");
         pull_stage(p, "download");
-        r = pull_download(p, download, err);
+        r = pull_download(p, lim->max_bundle_bytes, download, err);
         if (r == 0)
             r = images_open_source(NULL, "bundle", download, &bundle_fd, err);
         if (r < 0)
             goto cleanup;
         bundle = download;
     }
+    if (fstat(bundle_fd, &sb) < 0) {
+        r = bg_fail_errno(err, -errno, "stat %s", bundle);
+        goto cleanup;
+    }
+    if ((uint64_t)sb.st_size > lim->max_bundle_bytes) {
+        r = bg_fail(err, -EFBIG, "bundle %s is %lld bytes, over the %llu-byte cap "
+                    "(images.max_bundle_bytes)", bundle, (long long)sb.st_size,
+                    (unsigned long long)lim->max_bundle_bytes);
+        goto cleanup;
+    }
     if (p->sha256) {
         char hex[IMAGES_SHA256_HEX];
         pull_stage(p, "verify");
-        r = images_sha256_fd(bundle_fd, bundle, hex, err);
+        r = pull_bundle_sha256(bundle_fd, bundle, p->cancel, hex, err);
         if (r < 0)
             goto cleanup;
         if (strcasecmp(hex, p->sha256) != 0) {
@@ -384,32 +353,16 @@ static int pull_run(struct store *store, const char *images_dir,
         }
     }
     pull_stage(p, "extract");
-    r = pull_extract(bundle_fd, bundle, &st, hashes, have, err);
+    r = pull_extract(bundle_fd, bundle, &st, p, lim, &manifest, err);
     if (r < 0)
         goto cleanup;
     if (download) {
+        close(bundle_fd);
+        bundle_fd = -1;
         unlink(download);
     }
-    if (!have[3] || !have[0] || !have[1]) {
-        r = bg_fail(err, -EINVAL, "bundle lacks %s", !have[3] ? "manifest.json"
-                                                      : !have[0] ? "rootfs.ext4" : "vmlinux");
-        goto cleanup;
-    }
-    mpath = images_stage_path(&st, "manifest.json");
-    r = fs_read_all(mpath, PULL_MANIFEST_MAX, &mtext, NULL, err);
-    if (r < 0)
-        goto cleanup;
-    manifest = cJSON_Parse(mtext);
-    if (!cJSON_IsObject(manifest)) {
-        r = bg_fail(err, -EINVAL, "bundle manifest.json is not a JSON object");
-        goto cleanup;
-    }
-    pull_stage(p, "verify members");
-    r = pull_verify(manifest, hashes, have, err);
-    if (r < 0)
-        goto cleanup;
     if (!name) {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(manifest, "name");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(manifest.doc, "name");
         if (!cJSON_IsString(n)) {
             r = bg_fail(err, -EINVAL, "bundle manifest.json has no name; pass --name");
             goto cleanup;
@@ -429,7 +382,10 @@ static int pull_run(struct store *store, const char *images_dir,
     free(staged_kernel);
     if (r < 0)
         goto cleanup;
-    unlink(mpath);
+    if (images_cancelled(p->cancel)) {
+        r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
+        goto cleanup;
+    }
     pull_stage(p, "register");
     extra = cJSON_CreateObject();
     cJSON *source = cJSON_AddObjectToObject(extra, "source");
@@ -437,7 +393,7 @@ static int pull_run(struct store *store, const char *images_dir,
     cJSON_AddStringToObject(source, "from", p->source);
     if (p->sha256)
         cJSON_AddStringToObject(source, "bundle_sha256", p->sha256);
-    const cJSON *kv = cJSON_GetObjectItemCaseSensitive(manifest, "kernel_version");
+    const cJSON *kv = cJSON_GetObjectItemCaseSensitive(manifest.doc, "kernel_version");
     if (cJSON_IsString(kv))
         cJSON_AddStringToObject(extra, "kernel_version", kv->valuestring);
     r = images_stage_commit(&st, store, name, extra, out, err);
@@ -446,10 +402,8 @@ static int pull_run(struct store *store, const char *images_dir,
 
 cleanup:
     images_stage_close(&st);
-    cJSON_Delete(manifest);
+    images_bundle_manifest_clear(&manifest);
     cJSON_Delete(extra);
-    free(mtext);
-    free(mpath);
     free(download);
     if (bundle_fd >= 0)
         close(bundle_fd);

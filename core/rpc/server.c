@@ -131,6 +131,18 @@ void rpc_call_progress(struct rpc_call *call, const char *stage)
     rpc_send(call, msg);
 }
 
+bool rpc_call_cancelled(const struct rpc_call *call)
+{
+    if (call->client_gone)
+        return true;
+    struct pollfd pfd = { .fd = call->fd, .events = POLLRDHUP };
+    if (poll(&pfd, 1, 0) <= 0)
+        return false;
+    /* POLLRDHUP alone is a half-close (shutdown(SHUT_WR) after the
+     * request); POLLHUP comes only once the peer closed the socket. */
+    return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 static void rpc_send_error(struct rpc_call *call, const char *code, const char *message)
 {
     cJSON *msg = cJSON_CreateObject();

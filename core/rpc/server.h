@@ -49,6 +49,10 @@ typedef int (*rpc_handler_fn)(void *ctx, struct rpc_call *call);
 
 /* Send a progress event to the client (ignored when it went away). */
 void rpc_call_progress(struct rpc_call *call, const char *stage);
+/* Has the client gone away (closed its connection, or a send to it
+ * failed)? Never blocks. A client that only shut down its writing side
+ * still waits for the reply and is not gone. */
+bool rpc_call_cancelled(const struct rpc_call *call);
 
 struct rpc_server;
 

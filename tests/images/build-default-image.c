@@ -177,7 +177,10 @@ int main(int argc, char **argv)
     struct build_clock clock = { 0 };
     clock_gettime(CLOCK_MONOTONIC, &clock.start);
     clock.last = clock.start;
-    struct images_build_params p = { .mirror = argc == 4 ? argv[3] : NULL,
+    /* The operator's choice here, as if listed in images.mirrors. */
+    const char *const mirrors[] = { argc == 4 ? argv[3] : NULL };
+    struct images_build_params p = { .mirror = mirrors[0], .mirrors = mirrors,
+                                     .n_mirrors = argc == 4 ? 1 : 0,
                                      .progress = build_progress, .progress_ctx = &clock };
     int r = images_build_default(store, images, &p, &img, &err);
     build_stage_done(&clock);

@@ -100,14 +100,14 @@ char *itest_find_bzimage(void)
 void itest_write_tar(const char *path, bool zstd, const struct itest_entry *entries, size_t n)
 {
     struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
+    archive_write_set_format_pax(a);
     if (zstd)
         ck_assert_int_eq(archive_write_add_filter_zstd(a), ARCHIVE_OK);
     ck_assert_int_eq(archive_write_open_filename(a, path), ARCHIVE_OK);
     for (size_t i = 0; i < n; i++) {
         const struct itest_entry *it = &entries[i];
         struct archive_entry *e = archive_entry_new();
-        size_t len = it->len ? it->len : (it->data ? strlen(it->data) : 0);
+        size_t len = it->type == 's' ? 0 : it->len ? it->len : (it->data ? strlen(it->data) : 0);
         archive_entry_set_pathname(e, it->path);
         archive_entry_set_uid(e, 0);
         archive_entry_set_gid(e, 0);
@@ -131,6 +131,15 @@ void itest_write_tar(const char *path, bool zstd, const struct itest_entry *entr
             archive_entry_set_filetype(e, AE_IFIFO);
             archive_entry_set_perm(e, 0600);
             break;
+        case 's': {
+            const struct itest_sparse *sp = (const void *)it->data;
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_perm(e, 0644);
+            archive_entry_set_size(e, (la_int64_t)sp->size);
+            archive_entry_sparse_add_entry(e, (la_int64_t)(sp->size - sp->len),
+                                           (la_int64_t)sp->len);
+            break;
+        }
         case 'c':
             archive_entry_set_filetype(e, AE_IFCHR);
             archive_entry_set_perm(e, 0600);
@@ -145,6 +154,10 @@ void itest_write_tar(const char *path, bool zstd, const struct itest_entry *entr
         ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
         if (it->type == 'f' && len)
             ck_assert_int_eq(archive_write_data(a, it->data, len), (la_ssize_t)len);
+        if (it->type == 's') {
+            const struct itest_sparse *sp = (const void *)it->data;
+            ck_assert_int_eq(archive_write_data(a, sp->data, sp->len), (la_ssize_t)sp->len);
+        }
         archive_entry_free(e);
     }
     ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
@@ -169,28 +182,47 @@ void itest_sha256_hex(const void *data, size_t len, char hex[65])
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-void itest_write_bundle(const char *path, const char *name, bool bad_sum)
+char *itest_bundle_rootfs(size_t *len)
 {
-    char rootfs[4096] = { 0 };
+    char *rootfs = xcalloc(1, 4096);
     rootfs[1024 + 56] = 0x53;
     rootfs[1024 + 57] = (char)0xEF;
-    size_t klen = 0;
-    char *kernel = itest_read(itest_elf_kernel(), &klen);
+    *len = 4096;
+    return rootfs;
+}
+
+char *itest_bundle_kernel(size_t *len) { return itest_read(itest_elf_kernel(), len); }
+
+char *itest_manifest(const char *name, const char *rootfs, size_t rootfs_len,
+                     uint64_t rootfs_declared, const char *kernel, size_t kernel_len)
+{
     char rh[65], kh[65];
-    itest_sha256_hex(rootfs, sizeof(rootfs), rh);
-    itest_sha256_hex(kernel, klen, kh);
-    if (bad_sum)
-        rh[0] = rh[0] == '0' ? '1' : '0';
-    char *manifest = xasprintf("{\"name\":\"%s\",\"files\":{\"rootfs.ext4\":{\"sha256\":\"%s\"},"
-                               "\"vmlinux\":{\"sha256\":\"%s\"}}}", name, rh, kh);
+    itest_sha256_hex(rootfs, rootfs_len, rh);
+    itest_sha256_hex(kernel, kernel_len, kh);
+    return xasprintf("{\"name\":\"%s\",\"files\":{\"rootfs.ext4\":{\"size\":%llu,"
+                     "\"sha256\":\"%s\"},\"vmlinux\":{\"size\":%zu,\"sha256\":\"%s\"}}}",
+                     name, (unsigned long long)rootfs_declared, rh, kernel_len, kh);
+}
+
+void itest_write_bundle(const char *path, const char *name, bool bad_sum)
+{
+    size_t rlen = 0, klen = 0;
+    char *rootfs = itest_bundle_rootfs(&rlen);
+    char *kernel = itest_bundle_kernel(&klen);
+    char *manifest = itest_manifest(name, rootfs, rlen, rlen, kernel, klen);
+    if (bad_sum) {
+        char *sum = strstr(manifest, "\"sha256\":\"") + 10;
+        *sum = *sum == '0' ? '1' : '0';
+    }
     struct itest_entry entries[] = {
         { "manifest.json", 'f', manifest, 0 },
-        { "rootfs.ext4", 'f', rootfs, sizeof(rootfs) },
+        { "rootfs.ext4", 'f', rootfs, rlen },
         { "./vmlinux", 'f', kernel, klen },
     };
     itest_write_tar(path, true, entries, 3);
     free(manifest);
     free(kernel);
+    free(rootfs);
 }
 
 static void itest_send_all(int fd, const char *p, size_t len)
@@ -201,6 +233,27 @@ static void itest_send_all(int fd, const char *p, size_t len)
             return;
         p += n;
         len -= (size_t)n;
+    }
+}
+
+static void itest_http_endless(struct itest_http *h, int fd)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                               "Connection: close\r\n\r\n";
+    static char chunk[64 << 10];
+    uint64_t max = h->endless_max ? h->endless_max : 256ull << 20, sent = 0;
+    memset(chunk, 'x', sizeof(chunk));
+    itest_send_all(fd, head, sizeof(head) - 1);
+    while (!h->stop && sent < max) {
+        ssize_t n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+        if (n <= 0) {
+            h->peer_closed = true;
+            return;
+        }
+        sent += (uint64_t)n;
+        h->sent = sent;
+        if (h->trickle_ms)
+            usleep((useconds_t)h->trickle_ms * 1000);
     }
 }
 
@@ -221,11 +274,25 @@ static void *itest_http_main(void *arg)
         if (strstr(req, "\r\n\r\n"))
             break;
     }
-    char head[256];
-    int hl = snprintf(head, sizeof(head),
+    if (h->endless) {
+        itest_http_endless(h, fd);
+        close(fd);
+        return NULL;
+    }
+    char head[512];
+    int hl;
+    if (h->redirect)
+        hl = snprintf(head, sizeof(head), "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
+                      "Content-Length: 0\r\nConnection: close\r\n\r\n", h->redirect);
+    else
+        hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                       "Content-Length: %zu\r\nConnection: close\r\n\r\n", h->len);
     itest_send_all(fd, head, (size_t)hl);
+    if (h->redirect) {
+        close(fd);
+        return NULL;
+    }
     size_t half = h->len / 2;
     itest_send_all(fd, h->body, half);
     if (h->wait_key) {
@@ -243,7 +310,8 @@ void itest_http_start(struct itest_http *h, const char *body_file)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t slen = sizeof(sa);
-    h->body = itest_read(body_file, &h->len);
+    if (body_file)
+        h->body = itest_read(body_file, &h->len);
     h->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(h->listen_fd, 0);
     ck_assert_int_eq(bind(h->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -255,6 +323,7 @@ void itest_http_start(struct itest_http *h, const char *body_file)
 
 void itest_http_stop(struct itest_http *h)
 {
+    h->stop = true;
     shutdown(h->listen_fd, SHUT_RDWR);
     pthread_join(h->thread, NULL);
     close(h->listen_fd);

@@ -455,6 +455,99 @@ START_TEST(mirror_default_without_sources)
 }
 END_TEST
 
+/* ---- which mirror, which keyring ------------------------------------------ */
+
+struct deboot_record {
+    int runs;
+    char *argv;     /* the debootstrap command line, joined */
+};
+
+static int record_debootstrap(void *ctx, const char *const *argv, struct banger_run_result *res)
+{
+    struct deboot_record *rec = ctx;
+    (void)res;
+    if (strcmp(argv[0], "debootstrap") != 0)
+        return 0;
+    rec->runs++;
+    free(rec->argv);
+    rec->argv = runner_argv_to_string(argv);
+    return -EIO;   /* stop the build here */
+}
+
+/* build-default as a client asks for it: the host's sources name
+ * http://mirror.example/debian, the daemon lists http://listed.example/debian. */
+static int build_with_mirror(const char *mirror, const char *keyring, struct deboot_record *rec,
+                             struct banger_error *err)
+{
+    char *apt = itest_path(&t, "apt");
+    mkdirs(apt);
+    char *list = xasprintf("%s/sources.list", apt);
+    const char *text = "deb http://mirror.example/debian bookworm main\n";
+    write_file(list, text, strlen(text));
+    const char *const listed[] = { "http://listed.example/debian" };
+    struct images_build_params p = { .name = "built", .mirror = mirror, .mirrors = listed,
+                                     .n_mirrors = 1, .keyring = keyring, .apt_dir = apt };
+    struct image_record *img = NULL;
+    runner_set_hook(record_debootstrap, rec);
+    int r = images_build_default(t.store, t.images_dir, &p, &img, err);
+    runner_set_hook(NULL, NULL);
+    image_record_free(img);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(list);
+    free(apt);
+    return r;
+}
+
+/* A client's file: mirror would have root run that directory's maintainer
+ * scripts: refused before anything runs. */
+START_TEST(build_refuses_client_file_mirror)
+{
+    struct deboot_record rec = { 0 };
+    struct banger_error err = { 0 };
+    ck_assert_int_eq(build_with_mirror("file:/tmp/x", NULL, &rec, &err), -EPERM);
+    ck_assert_msg(strstr(err.msg, "mirror 'file:/tmp/x' refused"), "%s", err.msg);
+    ck_assert_int_eq(rec.runs, 0);
+    ck_assert_int_eq(build_with_mirror("http://evil.example/debian", NULL, &rec, &err), -EPERM);
+    ck_assert_msg(strstr(err.msg, "nor listed in the daemon's images.mirrors"), "%s", err.msg);
+    ck_assert_int_eq(rec.runs, 0);
+    free(rec.argv);
+}
+END_TEST
+
+START_TEST(build_checks_signatures_on_allowed_mirrors)
+{
+    char *bz = itest_find_bzimage();
+    bool have_kernel = bz != NULL;
+    free(bz);
+    if (!have_kernel || access("/bin/busybox", X_OK) < 0 ||
+        access(IMAGES_BUILD_DEFAULT_KEYRING, R_OK) < 0) {
+        fprintf(stderr, "SKIP build_checks_signatures_on_allowed_mirrors: no host kernel, "
+                "busybox or archive keyring\n");
+        return;
+    }
+    static const char *const ok[] = { "http://listed.example/debian/",
+                                      "http://mirror.example/debian", NULL };
+    for (size_t i = 0; ok[i]; i++) {
+        struct deboot_record rec = { 0 };
+        struct banger_error err = { 0 };
+        ck_assert_int_lt(build_with_mirror(ok[i], NULL, &rec, &err), 0);
+        ck_assert_int_eq(rec.runs, 1);
+        ck_assert_msg(strstr(rec.argv, " --force-check-gpg --keyring="
+                                       IMAGES_BUILD_DEFAULT_KEYRING " "), "%s", rec.argv);
+        ck_assert_msg(strstr(rec.argv, ok[i]), "%s", rec.argv);
+        free(rec.argv);
+    }
+    /* A keyring that is not there stops the build: no unchecked fallback. */
+    struct deboot_record rec = { 0 };
+    struct banger_error err = { 0 };
+    char *missing = itest_path(&t, "no-such-keyring.gpg");
+    ck_assert_int_eq(build_with_mirror(NULL, missing, &rec, &err), -ENOENT);
+    ck_assert_msg(strstr(err.msg, "keyring"), "%s", err.msg);
+    ck_assert_int_eq(rec.runs, 0);
+    free(missing);
+}
+END_TEST
+
 /* ---- what goes into the guest tree ----------------------------------- */
 
 static char *tree_file(const char *root, const char *rel)
@@ -735,10 +828,13 @@ static Suite *build_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("mirror");
+    tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, mirror_from_oneline_sources);
     tcase_add_test(tc, mirror_from_deb822_sources);
     tcase_add_test(tc, mirror_default_without_sources);
+    tcase_add_test(tc, build_refuses_client_file_mirror);
+    tcase_add_test(tc, build_checks_signatures_on_allowed_mirrors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("guest");

@@ -2,6 +2,7 @@
  * checks, the manifest, and that a failure leaves nothing in images/. */
 #include "config.h"
 
+#include "config/config.h"
 #include "images/image_import.h"
 #include "images/image_pull.h"
 #include "images/image_stage.h"
@@ -21,7 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct itest t;
@@ -463,10 +469,13 @@ END_TEST
 
 /* ---- pull --------------------------------------------------------------- */
 
+static const struct images_limits *pull_limits;  /* NULL: the defaults */
+
 static int do_pull(const char *source, const char *name, const char *sha, struct banger_error *err,
                    char **id)
 {
-    struct images_pull_params p = { .source = source, .name = name, .sha256 = sha };
+    struct images_pull_params p = { .source = source, .name = name, .sha256 = sha,
+                                    .limits = pull_limits };
     struct image_record *img = NULL;
     int r = images_pull(t.store, t.images_dir, &p, &img, err);
     if (r == 0 && id)
@@ -529,9 +538,15 @@ START_TEST(pull_rejects_unexpected_members)
     itest_write_tar(bundle, false, dotdot, 1);
     ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
     assert_msg_has(&err, "bundle member '../rootfs.ext4' is not one of");
-    const struct itest_entry extra[] = { { "rootfs.ext4", 'f', "x", 0 },
+    size_t rlen, klen;
+    char *rootfs = itest_bundle_rootfs(&rlen), *kernel = itest_bundle_kernel(&klen);
+    char *manifest = itest_manifest("x", rootfs, rlen, rlen, kernel, klen);
+    const struct itest_entry extra[] = { { "manifest.json", 'f', manifest, 0 },
                                          { "etc/passwd", 'f', "x", 0 } };
     itest_write_tar(bundle, false, extra, 2);
+    free(manifest);
+    free(rootfs);
+    free(kernel);
     ck_assert_int_eq(do_pull(bundle, "x", NULL, &err, NULL), -EINVAL);
     assert_msg_has(&err, "'etc/passwd'");
     const struct itest_entry link[] = { { "vmlinux", 'l', "/etc/shadow", 0 } };
@@ -550,8 +565,10 @@ START_TEST(pull_over_http)
     struct itest_http h = { 0 };
     itest_write_bundle(bundle, "web", false);
     itest_http_start(&h, bundle);
+    char hex[65];
+    itest_sha256_hex(h.body, h.len, hex);
     char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
-    ck_assert_msg(do_pull(url, "web-image", NULL, &err, NULL) == 0, "%s", err.msg);
+    ck_assert_msg(do_pull(url, "web-image", hex, &err, NULL) == 0, "%s", err.msg);
     itest_http_stop(&h);
     ck_assert_int_eq(itest_count_images_dir(&t), 1);
     free(url);
@@ -567,7 +584,9 @@ START_TEST(pull_truncated_download_leaves_nothing)
     itest_write_bundle(bundle, "web", false);
     itest_http_start(&h, bundle);
     char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
-    ck_assert_int_lt(do_pull(url, NULL, NULL, &err, NULL), 0);
+    char hex[65];
+    itest_sha256_hex(h.body, h.len, hex);
+    ck_assert_int_lt(do_pull(url, NULL, hex, &err, NULL), 0);
     assert_msg_has(&err, "download");
     itest_http_stop(&h);
     ck_assert_int_eq(itest_count_images_dir(&t), 0);
@@ -579,6 +598,7 @@ END_TEST
 struct pull_thread {
     pthread_t thread;
     const char *url;
+    const char *sha256;
     int r;
     char *id;
     struct banger_error err;
@@ -587,7 +607,7 @@ struct pull_thread {
 static void *pull_thread_main(void *arg)
 {
     struct pull_thread *pt = arg;
-    pt->r = do_pull(pt->url, "merged", NULL, &pt->err, &pt->id);
+    pt->r = do_pull(pt->url, "merged", pt->sha256, &pt->err, &pt->id);
     return NULL;
 }
 
@@ -599,7 +619,9 @@ START_TEST(pull_same_name_twice_merges)
     itest_http_start(&h, bundle);
     char *url = xasprintf("http://127.0.0.1:%d/b.tar.zst", h.port);
     /* The server accepts one connection: the second pull must not connect. */
-    struct pull_thread a = { .url = url }, b = { .url = url };
+    char hex[65];
+    itest_sha256_hex(h.body, h.len, hex);
+    struct pull_thread a = { .url = url, .sha256 = hex }, b = { .url = url, .sha256 = hex };
     ck_assert_int_eq(pthread_create(&a.thread, NULL, pull_thread_main, &a), 0);
     ck_assert_int_eq(pthread_create(&b.thread, NULL, pull_thread_main, &b), 0);
     pthread_join(a.thread, NULL);
@@ -613,6 +635,390 @@ START_TEST(pull_same_name_twice_merges)
     free(b.id);
     free(url);
     free(bundle);
+}
+END_TEST
+
+
+/* ---- hostile bundles ------------------------------------------------------ */
+
+/* A bundle of the test's rootfs and kernel, manifest first, with the
+ * manifest's rootfs size `declared` and `extra` entries appended. */
+struct hb {
+    char *rootfs, *kernel, *manifest;
+    size_t rlen, klen;
+};
+
+static void hb_init(struct hb *b, uint64_t declared)
+{
+    b->rootfs = itest_bundle_rootfs(&b->rlen);
+    b->kernel = itest_bundle_kernel(&b->klen);
+    b->manifest = itest_manifest("hostile", b->rootfs, b->rlen, declared, b->kernel, b->klen);
+}
+
+static void hb_free(struct hb *b)
+{
+    free(b->rootfs);
+    free(b->kernel);
+    free(b->manifest);
+}
+
+static void hb_refused(const struct itest_entry *e, size_t n, int code, const char *needle)
+{
+    char *bundle = itest_path(&t, "hostile.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_tar(bundle, true, e, n);
+    ck_assert_int_eq(do_pull(bundle, NULL, NULL, &err, NULL), code);
+    assert_msg_has(&err, needle);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+
+/* A few KiB of tar whose rootfs.ext4 is a 1 TiB sparse file: refused from
+ * its header, before a byte is written or hashed. */
+START_TEST(pull_sparse_bomb_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct itest_sparse bomb = { b.rootfs, b.rlen, 1ull << 40 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 's', (const char *)&bomb, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EINVAL, "is 1099511627776 bytes, but its manifest says 4096");
+    hb_free(&b);
+}
+END_TEST
+
+/* The same bomb declared honestly in the manifest: over the rootfs cap. */
+START_TEST(pull_declared_bomb_over_cap_refused)
+{
+    struct hb b;
+    hb_init(&b, 1ull << 40);
+    const struct itest_sparse bomb = { b.rootfs, b.rlen, 1ull << 40 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 's', (const char *)&bomb, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EFBIG, "over the 68719476736-byte cap (images.max_rootfs_bytes)");
+    hb_free(&b);
+}
+END_TEST
+
+/* A member within its declared size but over a configured cap. */
+START_TEST(pull_oversized_member_refused)
+{
+    const struct images_limits lim = { .max_bundle_bytes = 1ull << 30,
+                                       .max_rootfs_bytes = 2048,
+                                       .max_kernel_bytes = 1ull << 30,
+                                       .max_initrd_bytes = 1ull << 30 };
+    struct hb b;
+    hb_init(&b, 4096);
+    pull_limits = &lim;
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EFBIG, "rootfs.ext4 is 4096 bytes, over the 2048-byte cap");
+    pull_limits = NULL;
+    hb_free(&b);
+}
+END_TEST
+
+/* Every member under its own cap, their total over the bundle cap. */
+START_TEST(pull_total_over_bundle_cap_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct images_limits lim = { .max_bundle_bytes = b.klen + 4095,
+                                       .max_rootfs_bytes = 1ull << 30,
+                                       .max_kernel_bytes = 1ull << 30,
+                                       .max_initrd_bytes = 1ull << 30 };
+    pull_limits = &lim;
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EFBIG, "cap (images.max_bundle_bytes)");
+    pull_limits = NULL;
+    hb_free(&b);
+}
+END_TEST
+
+/* The manifest says 4095 bytes, the member has 4096 (hash of the real
+ * 4096 in the manifest, so only the size lies). */
+START_TEST(pull_lying_manifest_size_refused)
+{
+    struct hb b;
+    hb_init(&b, 4095);
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EINVAL, "bundle member 'rootfs.ext4' is 4096 bytes, but its manifest "
+                              "says 4095");
+    hb_free(&b);
+}
+END_TEST
+
+/* A member the manifest does not list is refused at its header, even a
+ * huge sparse one. */
+START_TEST(pull_unlisted_member_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct itest_sparse bomb = { "070701", 6, 1ull << 40 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "vmlinux", 'f', b.kernel, b.klen },
+                                     { "initrd.img", 's', (const char *)&bomb, 0 } };
+    hb_refused(e, 4, -EINVAL, "bundle member 'initrd.img' is not listed in its manifest");
+    hb_free(&b);
+}
+END_TEST
+
+/* Members before the manifest would be written unchecked: refused. */
+START_TEST(pull_manifest_not_first_refused)
+{
+    struct hb b;
+    hb_init(&b, 4096);
+    const struct itest_entry e[] = { { "rootfs.ext4", 'f', b.rootfs, b.rlen },
+                                     { "manifest.json", 'f', b.manifest, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EINVAL, "comes before manifest.json, which must be the first member");
+    hb_free(&b);
+}
+END_TEST
+
+/* The hash covers the declared bytes, holes included: a sparse member
+ * whose data matches but whose hole does not is caught. */
+START_TEST(pull_sparse_member_hash_covers_holes)
+{
+    struct hb b;
+    hb_init(&b, 8192);
+    /* The manifest hashed 4096 bytes, the member is 4096 zeros + rootfs. */
+    const struct itest_sparse sp = { b.rootfs, b.rlen, 8192 };
+    const struct itest_entry e[] = { { "manifest.json", 'f', b.manifest, 0 },
+                                     { "rootfs.ext4", 's', (const char *)&sp, 0 },
+                                     { "vmlinux", 'f', b.kernel, b.klen } };
+    hb_refused(e, 3, -EBADMSG, "rootfs.ext4: sha256");
+    hb_free(&b);
+}
+END_TEST
+
+/* ---- downloads ------------------------------------------------------------ */
+
+/* A server that never stops sending: the download stops at the cap. */
+START_TEST(pull_endless_download_capped)
+{
+    const struct images_limits lim = { .max_bundle_bytes = 4ull << 20,
+                                       .max_rootfs_bytes = 1ull << 30,
+                                       .max_kernel_bytes = 1ull << 30,
+                                       .max_initrd_bytes = 1ull << 30 };
+    struct itest_http h = { .endless = true };
+    struct banger_error err = { 0 };
+    pull_limits = &lim;
+    itest_http_start(&h, NULL);
+    char *url = xasprintf("http://127.0.0.1:%d/endless", h.port);
+    ck_assert_int_eq(do_pull(url, "endless", "00000000000000000000000000000000"
+                                             "00000000000000000000000000000000", &err, NULL),
+                     -EFBIG);
+    assert_msg_has(&err, "larger than the 4194304-byte cap (images.max_bundle_bytes)");
+    itest_http_stop(&h);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    pull_limits = NULL;
+    free(url);
+}
+END_TEST
+
+START_TEST(pull_plain_http_needs_sha256)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "web", false);
+    /* Refused before connecting: nothing listens on this port. */
+    ck_assert_int_eq(do_pull("http://127.0.0.1:9/b.tar.zst", NULL, NULL, &err, NULL), -EINVAL);
+    assert_msg_has(&err, "a pull over plain http needs --sha256");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(bundle);
+}
+END_TEST
+
+/* The client "leaves" once the download has really been running. */
+static bool cancel_after_download(void *ctx)
+{
+    const struct itest_http *h = ctx;
+    return h->sent >= (1u << 20);
+}
+
+/* A cancel (the client went away) mid-download stops it; nothing stays. */
+START_TEST(pull_cancel_stops_download)
+{
+    struct itest_http h = { .endless = true, .trickle_ms = 20 };
+    struct banger_error err = { 0 };
+    const struct images_cancel cancel = { cancel_after_download, &h };
+    itest_http_start(&h, NULL);
+    char *url = xasprintf("http://127.0.0.1:%d/slow", h.port);
+    struct images_pull_params p = { .source = url, .name = "slow",
+                                    .sha256 = "00000000000000000000000000000000"
+                                              "00000000000000000000000000000000",
+                                    .cancel = &cancel };
+    struct image_record *img = NULL;
+    ck_assert_int_eq(images_pull(t.store, t.images_dir, &p, &img, &err), -ECANCELED);
+    assert_msg_has(&err, "cancelled: the client went away");
+    ck_assert_uint_lt(h.sent, 256u << 20);
+    itest_http_stop(&h);
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(url);
+}
+END_TEST
+
+/* An https server on 127.0.0.1: `openssl s_server -HTTP` with a
+ * certificate made for the test; every path answers with the raw HTTP
+ * response in the file of that name in `dir`. */
+struct tls_server {
+    pid_t pid;
+    int port;
+    char *dir, *cert;
+};
+
+static int free_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static bool tls_server_start(struct tls_server *ts)
+{
+    ts->dir = itest_path(&t, "tls");
+    ck_assert_int_eq(mkdir(ts->dir, 0755), 0);
+    ts->cert = fs_join(ts->dir, "cert.pem");
+    char *key = fs_join(ts->dir, "key.pem");
+    const char *req[] = { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                          "-keyout", key, "-out", ts->cert, "-days", "1", "-subj",
+                          "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", NULL };
+    if (run_tool(req, NULL) != 0) {
+        free(key);
+        return false;
+    }
+    ts->port = free_port();
+    char accept_arg[32];
+    snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", ts->port);
+    ts->pid = fork();
+    ck_assert_int_ge(ts->pid, 0);
+    if (ts->pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        if (chdir(ts->dir) < 0)
+            _exit(126);
+        execlp("openssl", "openssl", "s_server", "-quiet", "-HTTP", "-accept", accept_arg,
+               "-cert", ts->cert, "-key", key, (char *)NULL);
+        _exit(127);
+    }
+    free(key);
+    /* Ready once it accepts a connection. */
+    for (int i = 0; i < 200; i++) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ts->port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+        if (ok == 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void tls_server_stop(struct tls_server *ts)
+{
+    if (ts->pid > 0) {
+        kill(ts->pid, SIGKILL);
+        waitpid(ts->pid, NULL, 0);
+    }
+    free(ts->dir);
+    free(ts->cert);
+}
+
+/* https that redirects to http: refused, the http server never asked. */
+START_TEST(pull_https_to_http_redirect_refused)
+{
+    char *bundle = itest_path(&t, "b.tar.zst");
+    struct itest_http h = { 0 };
+    struct tls_server ts = { 0 };
+    struct banger_error err = { 0 };
+    itest_write_bundle(bundle, "downgraded", false);
+    itest_http_start(&h, bundle);
+    ck_assert_msg(tls_server_start(&ts), "cannot start openssl s_server");
+    char *redirect = xasprintf("HTTP/1.0 302 Found\r\nLocation: http://127.0.0.1:%d/b.tar.zst"
+                               "\r\nContent-Length: 0\r\n\r\n", h.port);
+    char *file = fs_join(ts.dir, "bundle");
+    ck_assert_int_eq(fs_write_atomic(file, redirect, strlen(redirect), 0644, &err), 0);
+    char *url = xasprintf("https://127.0.0.1:%d/bundle", ts.port);
+    struct images_pull_params p = { .source = url, .ca_file = ts.cert };
+    struct image_record *img = NULL;
+    int r = images_pull(t.store, t.images_dir, &p, &img, &err);
+    image_record_free(img);
+    tls_server_stop(&ts);
+    itest_http_stop(&h);
+    ck_assert_int_eq(r, -EPERM);
+    assert_msg_has(&err, "an https pull may only redirect to https");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(url);
+    free(file);
+    free(redirect);
+    free(bundle);
+}
+END_TEST
+
+/* ---- the images group of banger.conf ------------------------------------ */
+
+static void config_refused(const char *text, const char *needle)
+{
+    struct bg_config *cfg = NULL;
+    struct banger_error err = { 0 };
+    ck_assert_int_eq(config_load_string(text, "banger.conf", &cfg, &err), -EINVAL);
+    ck_assert_msg(strstr(err.msg, needle), "message '%s' lacks '%s'", err.msg, needle);
+}
+
+START_TEST(config_images_group)
+{
+    struct bg_config *cfg = NULL;
+    struct banger_error err = { 0 };
+    ck_assert_msg(config_load_string("", "banger.conf", &cfg, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(cfg->images.max_bundle_bytes, images_default_limits.max_bundle_bytes);
+    ck_assert_uint_eq(cfg->images.max_rootfs_bytes, images_default_limits.max_rootfs_bytes);
+    ck_assert_uint_eq(cfg->images.max_kernel_bytes, images_default_limits.max_kernel_bytes);
+    ck_assert_uint_eq(cfg->images.max_initrd_bytes, images_default_limits.max_initrd_bytes);
+    ck_assert_uint_eq(cfg->images.n_mirrors, 0);
+    ck_assert_str_eq(cfg->images.keyring, "/usr/share/keyrings/debian-archive-keyring.gpg");
+    config_free(cfg);
+
+    const char *text = "images = {\n  max_bundle_bytes = \"8G\";\n  max_rootfs_bytes = 1048576;\n"
+                       "  mirrors = [ \"https://deb.example/debian/\", \"http://m.example/d\" ];\n"
+                       "  keyring = \"/etc/banger/archive.gpg\";\n};\n";
+    ck_assert_msg(config_load_string(text, "banger.conf", &cfg, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(cfg->images.max_bundle_bytes, 8ull << 30);
+    ck_assert_uint_eq(cfg->images.max_rootfs_bytes, 1u << 20);
+    ck_assert_uint_eq(cfg->images.n_mirrors, 2);
+    ck_assert_str_eq(cfg->images.mirrors[0], "https://deb.example/debian");
+    ck_assert_str_eq(cfg->images.mirrors[1], "http://m.example/d");
+    ck_assert_str_eq(cfg->images.keyring, "/etc/banger/archive.gpg");
+    config_free(cfg);
+
+    config_refused("images = {\n  mirrors = [ \"file:/srv/mirror\" ];\n};\n",
+                   "banger.conf:2: images.mirrors: 'file:/srv/mirror' is not an http:// or "
+                   "https:// URL");
+    config_refused("images = {\n  max_rootfs_bytes = \"lots\";\n};\n",
+                   "banger.conf:2: images.max_rootfs_bytes: 'lots' is not a size");
+    config_refused("images = {\n  max_kernel_bytes = 0;\n};\n",
+                   "banger.conf:2: images.max_kernel_bytes: must be more than 0");
+    config_refused("images = {\n  keyring = \"archive.gpg\";\n};\n",
+                   "banger.conf:2: images.keyring: 'archive.gpg' must be an absolute path");
+    config_refused("images = {\n  max_size = 1;\n};\n",
+                   "banger.conf:2: images.max_size: unknown key");
+    config_refused("images = 5;\n", "images: expected a group");
 }
 END_TEST
 
@@ -816,6 +1222,27 @@ static Suite *images_suite(void)
     tcase_add_test(tc, pull_over_http);
     tcase_add_test(tc, pull_truncated_download_leaves_nothing);
     tcase_add_test(tc, pull_same_name_twice_merges);
+    tcase_add_test(tc, pull_endless_download_capped);
+    tcase_add_test(tc, pull_plain_http_needs_sha256);
+    tcase_add_test(tc, pull_cancel_stops_download);
+    tcase_add_test(tc, pull_https_to_http_redirect_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_test(tc, config_images_group);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hostile bundles");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, pull_sparse_bomb_refused);
+    tcase_add_test(tc, pull_declared_bomb_over_cap_refused);
+    tcase_add_test(tc, pull_oversized_member_refused);
+    tcase_add_test(tc, pull_total_over_bundle_cap_refused);
+    tcase_add_test(tc, pull_lying_manifest_size_refused);
+    tcase_add_test(tc, pull_unlisted_member_refused);
+    tcase_add_test(tc, pull_manifest_not_first_refused);
+    tcase_add_test(tc, pull_sparse_member_hash_covers_holes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,8 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct e2e T;
@@ -400,6 +404,130 @@ START_TEST(test_member_cannot_import_or_pull_root_only_files)
 }
 END_TEST
 
+/* ---- bounded inputs through the daemon ------------------------------------ */
+
+static long long ic_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait (at most `ms`) until `done` says so; a bound on waiting, not a
+ * timing assertion. */
+static bool ic_wait_for(bool (*done)(void *), void *ctx, int ms)
+{
+    long long end = ic_now_ms() + ms;
+    while (!done(ctx)) {
+        if (ic_now_ms() > end)
+            return false;
+        usleep(50000);
+    }
+    return true;
+}
+
+/* A client that sends `line` and reads until the daemon reports `stage`;
+ * returns the connection. */
+static int ic_request_until(const char *line, const char *stage)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", T.socket);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ck_assert_int_eq(send(fd, line, strlen(line), MSG_NOSIGNAL), (ssize_t)strlen(line));
+    char buf[8192];
+    size_t have = 0;
+    long long end = ic_now_ms() + 30000;
+    while (have < sizeof(buf) - 1 && ic_now_ms() < end) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (poll(&pfd, 1, 500) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        ck_assert_msg(n > 0, "the daemon closed the connection: %.*s", (int)have, buf);
+        have += (size_t)n;
+        buf[have] = '\0';
+        if (strstr(buf, stage))
+            break;
+    }
+    ck_assert_msg(strstr(buf, stage), "no '%s' progress: %s", stage, buf);
+    return fd;
+}
+
+static bool ic_download_closed(void *h) { return ((struct itest_http *)h)->peer_closed; }
+static bool ic_download_running(void *h) { return ((struct itest_http *)h)->sent >= (1u << 20); }
+static bool ic_images_dir_empty(void *unused)
+{
+    (void)unused;
+    return ic_images_dir_entries() == 0;
+}
+
+/* The client of a pull from an endless, slow server goes away: the daemon
+ * stops downloading and removes what it had. */
+START_TEST(test_pull_stops_when_client_leaves)
+{
+    struct itest_http h = { .endless = true, .trickle_ms = 20 };
+    itest_http_start(&h, NULL);
+    char *line = ic_printf("{\"v\":1,\"method\":\"image.pull\",\"params\":{\"source\":"
+                           "\"http://127.0.0.1:%d/slow\",\"name\":\"slow\",\"sha256\":"
+                           "\"%064d\"}}\n", h.port, 0);
+    int fd = ic_request_until(line, "\"download\"");
+    ck_assert_msg(ic_wait_for(ic_download_running, &h, 30000), "the download did not start");
+    close(fd);   /* the client gives up */
+    ck_assert_msg(ic_wait_for(ic_download_closed, &h, 30000),
+                  "the daemon still downloads 30 s after its client left");
+    ck_assert_msg(ic_wait_for(ic_images_dir_empty, NULL, 30000),
+                  "%d entries left in state_dir/images", ic_images_dir_entries());
+    itest_http_stop(&h);
+    ck_assert(!ic_listed("slow"));
+    free(line);
+}
+END_TEST
+
+/* A member of socket_group names a file: mirror: refused, nothing runs. */
+START_TEST(test_member_file_mirror_refused)
+{
+    char *err = NULL;
+    const char *const argv[] = { "image", "build-default", "--name", "evil", "--mirror",
+                                 "file:/tmp/x", NULL };
+    int status = ic_cli_as_member(&err, argv);
+    ck_assert_msg(status == 1, "build-default as a member: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, "mirror 'file:/tmp/x' refused"), "stderr: %s", err);
+    free(err);
+    ck_assert(!ic_listed("evil"));
+    ck_assert_int_eq(ic_images_dir_entries(), 0);
+    char *log = NULL;
+    size_t len = 0;
+    log = itest_read(T.log, &len);
+    ck_assert_msg(!strstr(log, "debootstrap"), "debootstrap ran: %s", log);
+    free(log);
+}
+END_TEST
+
+static void ic_capped_setup(void)
+{
+    e2e_setup(&T, "images = { max_rootfs_bytes = \"2K\"; };\n", NULL);
+    e2e_start_daemon(&T);
+}
+
+/* The daemon's images.max_rootfs_bytes reaches the pull. */
+START_TEST(test_configured_cap_refuses_bundle)
+{
+    char hex[65];
+    char *bundle = ic_bundle("capped", hex);
+    char *out = NULL, *err = NULL;
+    const char *const pull[] = { "image", "pull", bundle, NULL };
+    int status = e2e_cli(&T, &out, &err, pull);
+    ck_assert_msg(status == 1, "image pull: exit %d; stderr: %s", status, err);
+    ck_assert_msg(strstr(err, "over the 2048-byte cap (images.max_rootfs_bytes)"), "stderr: %s",
+                  err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(ic_images_dir_entries(), 0);
+    free(bundle);
+}
+END_TEST
+
 int main(void)
 {
     /* The daemon inherits these: the built agent and this tree's guest files. */
@@ -414,6 +542,16 @@ int main(void)
     tcase_add_test(tc, test_pull_local_bundle_registers);
     tcase_add_test(tc, test_pull_wrong_sha256_leaves_nothing);
     suite_add_tcase(s, tc);
+    tc = tcase_create("bounded");
+    tcase_add_checked_fixture(tc, ic_setup, ic_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_pull_stops_when_client_leaves);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("capped");
+    tcase_add_checked_fixture(tc, ic_capped_setup, ic_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_configured_cap_refuses_bundle);
+    suite_add_tcase(s, tc);
     tc = tcase_create("caller paths");
     tcase_add_checked_fixture(tc, ic_member_setup, ic_member_teardown);
     tcase_set_timeout(tc, 60);
@@ -423,6 +561,7 @@ int main(void)
     tcase_add_test(tc, test_root_registers_root_only_initrd);
     tcase_add_test(tc, test_register_refuses_non_initrd);
     tcase_add_test(tc, test_member_cannot_import_or_pull_root_only_files);
+    tcase_add_test(tc, test_member_file_mirror_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     e2e_run_begin();
