@@ -7,12 +7,16 @@
 #include <libconfig.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <banger/capability.h>
 
 #include "util/error.h"
 
 #define BANGER_DEFAULT_CONFIG SYSCONFDIR "/banger/banger.conf"
+/* helper_user = "": the first of these that exists. */
+#define CONFIG_HELPER_USER_PREFERRED "banger-helper"
+#define CONFIG_HELPER_USER_FALLBACK "nobody"
 
 /* A group of the config file as plugins see it. setting is NULL for a group
  * the operator did not write (all getters then report -ENOENT). */
@@ -34,6 +38,9 @@ struct bg_config {
     const char *plugin_dir;
     int log_level;
     int stop_grace_ms;       /* SendCtrlAltDel -> SIGKILL window */
+    const char *helper_user; /* runs debugfs on guest disks; "" = auto */
+    uid_t helper_uid;        /* resolved at load, never 0 */
+    gid_t helper_gid;
 
     char **plugins;          /* operator's selection, in start order */
     size_t n_plugins;

@@ -94,7 +94,7 @@ static int guest_launch_launch(void *ctx, struct banger_vm *vm, struct banger_er
         char *pubkey = NULL;
         int r = guest_read_pubkey(gl->state_dir, &pubkey, err);
         if (r == 0)
-            r = guest_inject_key(work->path_on_host, pubkey, vm->info.runtime_dir, err);
+            r = guest_inject_key(work->path_on_host, pubkey, &gl->inject_as, err);
         free(pubkey);
         if (r < 0) {
             bg_error_prefix(err, "ssh key into the work disk");
@@ -123,10 +123,11 @@ static int guest_launch_destroy(void *ctx, struct banger_vm *vm, struct banger_e
 }
 
 void guest_launch_wrap(struct guest_launch *gl, const char *state_dir,
-                       struct engine_launch_ops *ops)
+                       const struct guest_inject_as *inject_as, struct engine_launch_ops *ops)
 {
     gl->inner = *ops;
     gl->state_dir = xstrdup(state_dir);
+    gl->inject_as = *inject_as;
     *ops = (struct engine_launch_ops){
         .ctx = gl,
         .launch = guest_launch_launch,

@@ -126,6 +126,23 @@ START_TEST(bad_values)
 }
 END_TEST
 
+/* debugfs's user: resolved at load, never root. This host has no
+ * banger-helper, so the default is nobody. */
+START_TEST(helper_user)
+{
+    struct bg_config *cfg = NULL;
+    ck_assert_int_eq(load("", &cfg), 0);
+    ck_assert_uint_eq(cfg->helper_uid, 65534);
+    ck_assert_uint_eq(cfg->helper_gid, 65534);
+    config_free(cfg);
+    ck_assert_msg(load("helper_user = \"daemon\";", &cfg) == 0, "%s", e.msg);
+    ck_assert_uint_eq(cfg->helper_uid, 1);
+    config_free(cfg);
+    expect_error("\nhelper_user = \"no-such-user\";", "t.conf:2: helper_user: user 'no-such-user' does not exist");
+    expect_error("helper_user = \"root\";", "t.conf:1: helper_user: 'root' has uid or gid 0");
+}
+END_TEST
+
 START_TEST(plugin_group_for_disabled_plugin_is_unknown)
 {
     expect_error("plugins = ( \"tap\" );\nnat = { uplink = \"eth0\"; };",
@@ -177,6 +194,7 @@ int main(void)
     tcase_add_test(tc, unknown_nested_key);
     tcase_add_test(tc, wrong_type);
     tcase_add_test(tc, bad_values);
+    tcase_add_test(tc, helper_user);
     tcase_add_test(tc, plugin_group_for_disabled_plugin_is_unknown);
     tcase_add_test(tc, plugin_group_check_keys);
     tcase_add_test(tc, size_parser);

@@ -124,11 +124,17 @@ START_TEST(test_setup_and_inject)
     close(fd);
     const char *const mkfs[] = { "mkfs.ext4", "-q", "-F", disk, NULL };
     ck_assert_msg(runner_run(mkfs, NULL, NULL, &err) == 0, "%s", err.msg);
-    /* Twice: the second boot replaces the file. */
-    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAold banger\n", tmp, &err) == 0, "%s",
-                  err.msg);
-    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAnew banger\n", tmp, &err) == 0, "%s",
-                  err.msg);
+    /* Twice: the second boot replaces the file. As the daemon does it: as
+     * nobody, the disk root's 0600 in a root-only directory. */
+    const struct guest_inject_as nobody = { .drop_privileges = true, .uid = 65534, .gid = 65534 };
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAold banger\n", &nobody, &err) == 0,
+                  "%s", err.msg);
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAnew banger\n", &nobody, &err) == 0,
+                  "%s", err.msg);
+    /* The disk was only lent: root's again, mode unchanged. */
+    ck_assert_int_eq(stat(disk, &st1), 0);
+    ck_assert_int_eq(st1.st_uid, 0);
+    ck_assert_int_eq(st1.st_mode & 07777, 0600);
     char *text = units_debugfs(disk, "cat /.ssh/authorized_keys");
     ck_assert_str_eq(text, "ssh-ed25519 AAAAnew banger\n");
     free(text);
@@ -145,12 +151,62 @@ START_TEST(test_setup_and_inject)
     /* The file system stays clean (lesson: modes carry the type bits). */
     const char *const fsck[] = { "e2fsck", "-fn", disk, NULL };
     ck_assert_msg(runner_run(fsck, NULL, NULL, &err) == 0, "%s", err.msg);
-    /* The scratch copy of the key is gone. */
+    /* No copy of the key was left beside the disk (it went by memfd). */
     char *scratch = fs_join(tmp, "authorized_keys.tmp");
     ck_assert_int_ne(access(scratch, F_OK), 0);
     free(scratch);
     /* Not an ext4 image: a clear failure. */
-    ck_assert_int_lt(guest_inject_key(tmp, "ssh-ed25519 AAAA\n", tmp, &err), 0);
+    ck_assert_int_lt(guest_inject_key(tmp, "ssh-ed25519 AAAA\n", &nobody, &err), 0);
+    free(disk);
+}
+END_TEST
+
+/* A hostile disk may take over debugfs: what it then runs as, and what it
+ * can reach. A stand-in debugfs records its uid and whether the disk is
+ * readable by path, then runs the real one. */
+START_TEST(test_debugfs_unprivileged)
+{
+    struct banger_error err = { 0 };
+    char *disk = fs_join(tmp, "work.ext4");
+    int fd = open(disk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+    const char *const mkfs[] = { "mkfs.ext4", "-q", "-F", disk, NULL };
+    ck_assert_msg(runner_run(mkfs, NULL, NULL, &err) == 0, "%s", err.msg);
+
+    char bin[] = "/tmp/bgguest-bin-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(bin));
+    ck_assert_int_eq(chmod(bin, 0755), 0);
+    char *log = fs_join(bin, "debugfs.log");
+    char *wrapper = fs_join(bin, "debugfs");
+    fd = open(log, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fchmod(fd, 0666), 0);
+    close(fd);
+    char *text = NULL;
+    ck_assert_int_gt(asprintf(&text,
+                              "#!/bin/sh\n"
+                              "{ id -u; id -G; cat '%s' >/dev/null 2>&1 && echo read-by-path; } >>'%s'\n"
+                              "exec debugfs \"$@\"\n", disk, log), 0);
+    ck_assert_int_eq(fs_write_atomic(wrapper, text, strlen(text), 0755, &err), 0);
+    free(text);
+
+    const struct guest_inject_as as = { .drop_privileges = true, .uid = 65534, .gid = 65534,
+                                        .debugfs = wrapper };
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAx banger\n", &as, &err) == 0, "%s",
+                  err.msg);
+    size_t len = 0;
+    ck_assert_int_eq(fs_read_all(log, 1 << 16, &text, &len, &err), 0);
+    /* stat, write, read-back: three runs, each as 65534 with no other group. */
+    ck_assert_str_eq(text, "65534\n65534\n65534\n65534\n65534\n65534\n");
+    free(text);
+    text = units_debugfs(disk, "cat /.ssh/authorized_keys");
+    ck_assert_str_eq(text, "ssh-ed25519 AAAAx banger\n");
+    free(text);
+    fs_remove_tree(bin, &err);
+    free(log);
+    free(wrapper);
     free(disk);
 }
 END_TEST
@@ -164,6 +220,7 @@ int main(void)
     tcase_add_test(tc, test_line_names);
     tcase_add_test(tc, test_pin_change_forget);
     tcase_add_test(tc, test_setup_and_inject);
+    tcase_add_test(tc, test_debugfs_unprivileged);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
