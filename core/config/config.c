@@ -361,7 +361,8 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
 {
     static const char *const core_scalars[] = {
         "state_dir", "runtime_dir", "firecracker_bin", "log_level", "socket_group",
-        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "helper_user", NULL,
+        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "helper_user", "jailer_bin", "jailer_chroot_base",
+        "jailer_uid_base", NULL,
     };
     const struct banger_cfg *root = &(struct banger_cfg){
         .setting = config_root_setting(&c->lc), .name = "", .file = c->path };
@@ -406,6 +407,7 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
         { "state_dir", &c->state_dir }, { "runtime_dir", &c->runtime_dir },
         { "firecracker_bin", &c->firecracker_bin }, { "socket_group", &c->socket_group },
         { "plugin_dir", &c->plugin_dir }, { "helper_user", &c->helper_user },
+        { "jailer_bin", &c->jailer_bin }, { "jailer_chroot_base", &c->jailer_chroot_base },
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         r = config_string_key(c, root, strings[i].key, strings[i].slot, err);
@@ -426,6 +428,16 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
     r = config_helper_user(c, root, err);
     if (r < 0)
         return r;
+    if (c->jailer_chroot_base[0] != '/' || strstr(c->jailer_chroot_base, "/../") ||
+        strcmp(c->jailer_chroot_base, "/") == 0)
+        return bg_cfg_fail(root, "jailer_chroot_base", err,
+                           "'%s' must be an absolute path below /", c->jailer_chroot_base);
+    /* base + CID must stay a valid uid, clear of (uid_t)-1. */
+    long long uid_base = c->jailer_uid_base;
+    r = config_int_key(root, "jailer_uid_base", 65536, 4294901759LL, &uid_base, err);
+    if (r < 0)
+        return r;
+    c->jailer_uid_base = (uint32_t)uid_base;
 
     long long grace = c->stop_grace_ms;
     r = config_int_key(root, "stop_grace_ms", 0, 600000, &grace, err);
@@ -506,6 +518,9 @@ static struct bg_config_priv *config_new(const char *path)
     c->firecracker_bin = "firecracker";
     c->socket_group = "banger";
     c->helper_user = "";
+    c->jailer_bin = "";
+    c->jailer_chroot_base = "/srv/jailer";
+    c->jailer_uid_base = 1500000000u;
     c->plugin_dir = PKGLIBDIR "/plugins";
     c->log_level = BANGER_LOG_INFO;
     c->stop_grace_ms = 10000;

@@ -41,6 +41,9 @@ struct bg_config {
     const char *helper_user; /* runs debugfs on guest disks; "" = auto */
     uid_t helper_uid;        /* resolved at load, never 0 */
     gid_t helper_gid;
+    const char *jailer_bin;  /* "": Firecracker runs without its jailer */
+    const char *jailer_chroot_base;
+    uint32_t jailer_uid_base; /* jailed VMM of CID n runs as uid = gid = base + n */
 
     char **plugins;          /* operator's selection, in start order */
     size_t n_plugins;

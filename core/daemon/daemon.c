@@ -112,6 +112,9 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     d.fc = (struct fc_driver){
         .firecracker_bin = cfg->firecracker_bin,
         .stop_grace_ms = cfg->stop_grace_ms,
+        .jailer_bin = cfg->jailer_bin,
+        .jail_base = cfg->jailer_chroot_base,
+        .jail_uid_base = cfg->jailer_uid_base,
     };
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);

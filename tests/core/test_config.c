@@ -143,6 +143,26 @@ START_TEST(helper_user)
 }
 END_TEST
 
+START_TEST(jailer_keys)
+{
+    struct bg_config *cfg = NULL;
+    ck_assert_int_eq(load("", &cfg), 0);
+    ck_assert_str_eq(cfg->jailer_bin, "");
+    ck_assert_str_eq(cfg->jailer_chroot_base, "/srv/jailer");
+    ck_assert_uint_eq(cfg->jailer_uid_base, 1500000000u);
+    config_free(cfg);
+    ck_assert_msg(load("jailer_bin = \"jailer\";\njailer_chroot_base = \"/var/jail\";\n"
+                       "jailer_uid_base = 200000;\n", &cfg) == 0, "%s", e.msg);
+    ck_assert_str_eq(cfg->jailer_bin, "jailer");
+    ck_assert_str_eq(cfg->jailer_chroot_base, "/var/jail");
+    ck_assert_uint_eq(cfg->jailer_uid_base, 200000);
+    config_free(cfg);
+    expect_error("\njailer_uid_base = 1000;", "t.conf:2: jailer_uid_base: 1000 is out of range");
+    expect_error("jailer_chroot_base = \"jail\";", "t.conf:1: jailer_chroot_base: 'jail' must be an absolute path");
+    expect_error("jailer_chroot_base = \"/\";", "jailer_chroot_base: '/' must be an absolute path below /");
+}
+END_TEST
+
 START_TEST(plugin_group_for_disabled_plugin_is_unknown)
 {
     expect_error("plugins = ( \"tap\" );\nnat = { uplink = \"eth0\"; };",
@@ -195,6 +215,7 @@ int main(void)
     tcase_add_test(tc, wrong_type);
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, helper_user);
+    tcase_add_test(tc, jailer_keys);
     tcase_add_test(tc, plugin_group_for_disabled_plugin_is_unknown);
     tcase_add_test(tc, plugin_group_check_keys);
     tcase_add_test(tc, size_parser);
