@@ -101,9 +101,14 @@ int fc_check_alive(struct banger_vm *vm, struct banger_error *err);
 bool fc_jail_enabled(const struct fc_driver *drv);
 /* The uid and gid the VM's jailed VMM runs as. */
 uid_t fc_jail_uid(const struct fc_driver *drv, const struct banger_vm *vm);
-/* Record fc.jail_dir / fc.jail_uid, then build the jail for fc_bin: the
- * runtime dir bound at /run and lent to the VM uid, the kernel, initrd and
- * drives linked (or bound, or a device node made) into it. */
+/* The API socket's host path for a jailed VMM (<jail>/run/api.sock), or
+ * NULL when it does not fit sun_path. */
+char *fc_jail_api_sock(const struct fc_driver *drv, const struct banger_vm *vm,
+                       const char *fc_bin);
+/* Record fc.jail_dir / fc.jail_uid, then build the jail for fc_bin: /run
+ * owned by the VM uid (a symlink to its vsock socket at the contributed
+ * path), the kernel, initrd and drives linked (or bound, or a device node
+ * made) into it. */
 int fc_jail_prepare(const struct fc_driver *drv, struct banger_vm *vm, const char *fc_bin,
                     struct banger_error *err);
 /* The jailer's argv (every string malloc'd; fc_jail_argv_free). */

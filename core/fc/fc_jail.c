@@ -5,9 +5,11 @@
  * pivots into it in a new mount namespace, drops to --uid/--gid and execs
  * Firecracker. Everything else is ours to provide and to clean up:
  *
- *   <jail>/run       the VM's runtime dir, bind-mounted: the API and vsock
- *                    sockets keep their host paths and appear as /run/... to
- *                    the VMM; the dir is lent to the VM uid (0700)
+ *   <jail>/run       the VMM's own directory (its uid, 0700): it binds the API
+ *                    socket there, host path <jail>/run/api.sock (recorded as
+ *                    fc.api_sock), and the vsock socket, which a symlink at the
+ *                    contributed host path points to; paths under the VM's
+ *                    runtime dir appear below /run to the VMM
  *   <jail>/vmlinux, /initrd, /drive-<id>
  *                    hard links of the files (a bind mount across file
  *                    systems), or a node made with the device's dev_t for a
@@ -34,6 +36,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define FC_JAIL_RUN "/run"
@@ -211,15 +214,22 @@ int fc_jail_prepare(const struct fc_driver *drv, struct banger_vm *vm, const cha
     r = fc_jail_mkdir(run, 0700, true, err);
     if (r < 0)
         goto cleanup;
-    /* The VMM binds its sockets there as the VM uid. */
-    if (chown(vm->info.runtime_dir, uid, uid) < 0 || chmod(vm->info.runtime_dir, 0700) < 0) {
-        r = bg_fail_errno(err, -errno, "jail: lend %s to uid %u", vm->info.runtime_dir,
-                          (unsigned)uid);
+    /* The VMM binds its sockets there as the VM uid; only root could have
+     * given it the directory (fc_proc.c relies on that). */
+    if (chown(run, uid, uid) < 0) {
+        r = bg_fail_errno(err, -errno, "jail: chown %s to %u", run, (unsigned)uid);
         goto cleanup;
     }
-    if (mount(vm->info.runtime_dir, run, NULL, MS_BIND, NULL) < 0) {
-        r = bg_fail_errno(err, -errno, "jail: bind %s to %s", vm->info.runtime_dir, run);
-        goto cleanup;
+    if (vm->contrib.vsock_uds) {
+        char *inside = fc_jail_vmm_path(vm, vm->contrib.vsock_uds);
+        char *target = xasprintf("%s%s", root, inside);
+        free(inside);
+        if (symlink(target, vm->contrib.vsock_uds) < 0)
+            r = bg_fail_errno(err, -errno, "jail: symlink %s to %s", vm->contrib.vsock_uds,
+                              target);
+        free(target);
+        if (r < 0)
+            goto cleanup;
     }
 
     if (vm->info.kernel_path) {
@@ -249,6 +259,19 @@ cleanup:
     free(root);
     free(top);
     return r;
+}
+
+char *fc_jail_api_sock(const struct fc_driver *drv, const struct banger_vm *vm,
+                       const char *fc_bin)
+{
+    char *top = fc_jail_top(drv, vm, fc_bin);
+    char *sock = xasprintf("%s/root" FC_JAIL_RUN "/" FC_API_SOCK_NAME, top);
+    free(top);
+    if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        free(sock);
+        return NULL;
+    }
+    return sock;
 }
 
 char **fc_jail_argv(const struct fc_driver *drv, const struct banger_vm *vm, const char *jailer,
@@ -356,12 +379,6 @@ int fc_jail_remove(struct banger_vm *vm, struct banger_error *err)
     r = fs_remove_tree(top, err);
     if (r < 0)
         goto cleanup;
-    struct stat st;
-    if (vm->info.runtime_dir && lstat(vm->info.runtime_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-        st.st_uid != 0 && chown(vm->info.runtime_dir, 0, 0) < 0) {
-        r = bg_fail_errno(err, -errno, "jail: give %s back to root", vm->info.runtime_dir);
-        goto cleanup;
-    }
     r = bg_vm_set_handle(vm, FC_HANDLE_JAIL_DIR, NULL, err);
     if (r == 0)
         r = bg_vm_set_handle(vm, FC_HANDLE_JAIL_UID, NULL, err);

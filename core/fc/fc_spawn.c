@@ -251,15 +251,16 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
                     vm->info.id ? vm->info.id : "");
         goto cleanup;
     }
-    sock = fc_api_sock_path(vm);
-    if (!sock) {
-        r = bg_fail(err, -ENAMETOOLONG, "firecracker: no usable API socket path under '%s'",
-                    vm->info.runtime_dir ? vm->info.runtime_dir : "");
-        goto cleanup;
-    }
     bin = runner_find_program(name, NULL);
     if (!bin) {
         r = bg_fail(err, -ENOENT, "firecracker: binary '%s' not found or not executable", name);
+        goto cleanup;
+    }
+    /* Jailed, the socket is inside the jail (fc_jail.c). */
+    sock = fc_jail_enabled(drv) ? fc_jail_api_sock(drv, vm, bin) : fc_api_sock_path(vm);
+    if (!sock) {
+        r = bg_fail(err, -ENAMETOOLONG, "firecracker: no usable API socket path under '%s'",
+                    vm->info.runtime_dir ? vm->info.runtime_dir : "");
         goto cleanup;
     }
     pid_t running = fc_find_pid(sock, fc_spawn_recorded_pid(vm));

@@ -855,6 +855,7 @@ END_TEST
 
 static char t_jail_base[96];
 static char t_jail_top[160];
+static char t_jail_sock[200];
 
 /* Real files for everything the VMM opens: it checks them at PUT time
  * (FC_DOUBLE_CHECK_PATHS) as the VM uid, inside its chroot. */
@@ -863,6 +864,7 @@ static struct banger_vm *t_jail_vm(struct fc_driver *drv)
     static char kernel[128], initrd[128], rootfs[128], work[128], uds[128];
     snprintf(t_jail_base, sizeof(t_jail_base), "%.*s/jail", (int)(strlen(t_state) - 6), t_state);
     snprintf(t_jail_top, sizeof(t_jail_top), "%s/fc-double/" T_ID, t_jail_base);
+    snprintf(t_jail_sock, sizeof(t_jail_sock), "%s/root/run/api.sock", t_jail_top);
     snprintf(kernel, sizeof(kernel), "%s/vmlinux", t_state);
     snprintf(initrd, sizeof(initrd), "%s/initrd.img", t_state);
     snprintf(rootfs, sizeof(rootfs), "%s/root.ext4", t_state);
@@ -971,24 +973,37 @@ START_TEST(test_jailed_vmm_runs_unprivileged_in_its_chroot)
     ck_assert_ptr_nonnull(strstr(rec, "PUT /actions {\"action_type\":\"InstanceStart\"}"));
     ck_assert_ptr_null(strstr(rec, t_state));
     free(rec);
-    /* The writable disks are the VM uid's; the API socket keeps its host path. */
+    /* The writable disks are the VM uid's; the API socket is in the jail, the
+     * vsock socket reachable at its usual host path. */
     snprintf(path, sizeof(path), "%s/work.ext4", t_state);
     struct stat disk;
     ck_assert_int_eq(stat(path, &disk), 0);
     ck_assert_int_eq(disk.st_uid, T_JAIL_UID);
-    ck_assert_int_eq(fc_find_pid(t_sock, 0), pid);
+    ck_assert_int_eq(fc_find_pid(t_jail_sock, 0), pid);
+    ck_assert_str_eq(bg_vm_get_handle(vm, FC_HANDLE_API_SOCK), t_jail_sock);
     ck_assert_str_eq(bg_vm_get_handle(vm, FC_HANDLE_JAIL_DIR), t_jail_top);
+    struct stat run_dir;
+    snprintf(path, sizeof(path), "%s/root/run", t_jail_top);
+    ck_assert_int_eq(stat(path, &run_dir), 0);
+    ck_assert_int_eq(run_dir.st_uid, T_JAIL_UID);
+    ck_assert_int_eq(run_dir.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/vsock.sock", t_run);
+    struct stat vs;
+    ck_assert_int_eq(stat(path, &vs), 0); /* through the symlink, the VMM's socket */
+    ck_assert(S_ISSOCK(vs.st_mode) && vs.st_uid == T_JAIL_UID);
 
     /* After a restart: found again by its socket and recorded uid. */
     bg_vm_free(vm);
     vm = t_jail_vm(&drv);
     ck_assert_int_eq(fc_adopt(vm), pid);
 
-    /* Stop removes the jail: no mount, no tree, the runtime dir root's again. */
+    /* Stop removes the jail: no mount, no tree, no symlink; the runtime dir stays root's. */
     ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
     ck_assert(fc_pid_exited(pid));
     ck_assert(!t_exists(t_jail_top));
     ck_assert(!t_mounted_below(t_jail_base));
+    snprintf(path, sizeof(path), "%s/vsock.sock", t_run);
+    ck_assert(!t_exists(path));
     struct stat run;
     ck_assert_int_eq(stat(t_run, &run), 0);
     ck_assert_int_eq(run.st_uid, 0);
@@ -1019,7 +1034,8 @@ START_TEST(test_jailed_launch_fault_leaves_nothing)
         ck_assert(fc_pid_exited(pid));
         ck_assert(!t_exists(t_jail_top));
         ck_assert(!t_mounted_below(t_jail_base));
-        ck_assert(!t_exists(t_sock));
+        ck_assert(!t_exists(t_jail_sock));
+        ck_assert(!t_exists(vm->contrib.vsock_uds));
         bg_vm_free(vm);
     }
     /* The jailer itself refuses: no VMM, and undo still clears the jail. */
