@@ -9,7 +9,7 @@
  * have been recycled; a command line alone may be anyone's).
  *
  * Handles: "fc.api_sock" (recorded before spawning) and "fc.pid" (right
- * after); under the jailer also "fc.jail_dir" and "fc.jail_uid".
+ * after); under the jailer also "fc.jail_dir", "fc.jail_uid", "fc.jail_tap".
  * Files: <runtime_dir>/api.sock, <state_dir>/firecracker.log. */
 #ifndef BANGER_FC_H
 #define BANGER_FC_H
@@ -35,6 +35,7 @@
 #define FC_HANDLE_PID "fc.pid"
 #define FC_HANDLE_JAIL_DIR "fc.jail_dir"   /* <chroot_base>/<exec name>/<id> */
 #define FC_HANDLE_JAIL_UID "fc.jail_uid"
+#define FC_HANDLE_JAIL_TAP "fc.jail_tap"   /* the TAP lent to the VM uid */
 
 #define FC_API_SOCK_NAME "api.sock"
 #define FC_DEFAULT_JAIL_BASE "/srv/jailer"

@@ -16,6 +16,10 @@
  *                    block device (a dm snapshot); writable ones belong to
  *                    the VM uid
  *
+ *   the TAP          owned by the VM uid (TUNSETOWNER/TUNSETGROUP): without
+ *                    CAP_NET_ADMIN, Firecracker may attach only to a TAP it
+ *                    owns; it is given back to root at removal
+ *
  * <chroot_base>/<exec name> and <jail>/.. are root-only 0700, so no other
  * user can reach anything inside. Handles: "fc.jail_dir" and "fc.jail_uid",
  * recorded before anything is made. */
@@ -30,6 +34,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +102,28 @@ char *fc_jail_vmm_path(struct banger_vm *vm, const char *host_path)
             return xasprintf("/drive-%s", d->drive_id);
     }
     return xstrdup(host_path);
+}
+
+/* Give the persistent TAP `dev` to uid:gid (0:0 gives it back to root: a TAP
+ * without an owner may be attached by any user). A TAP that no longer
+ * exists is left alone at removal: TUNSETIFF would make a new one. */
+static int fc_jail_tap_owner(const char *dev, uid_t uid, gid_t gid, struct banger_error *err)
+{
+    struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+    int r = 0;
+    if (strlen(dev) >= IFNAMSIZ)
+        return bg_fail(err, -EINVAL, "jail: TAP name '%s' is too long", dev);
+    if (if_nametoindex(dev) == 0)
+        return uid == 0 ? 0 : bg_fail_errno(err, -errno, "jail: TAP %s", dev);
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return bg_fail_errno(err, -errno, "jail: open /dev/net/tun");
+    memcpy(ifr.ifr_name, dev, strlen(dev) + 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0 ||
+        ioctl(fd, TUNSETGROUP, (unsigned long)gid) < 0)
+        r = bg_fail_errno(err, -errno, "jail: TAP %s owner %d", dev, (int)uid);
+    close(fd);
+    return r;
 }
 
 /* A missing directory is made with `mode`, root's; an existing one is made
@@ -242,6 +271,13 @@ int fc_jail_prepare(const struct fc_driver *drv, struct banger_vm *vm, const cha
         if (r < 0)
             goto cleanup;
     }
+    if (vm->contrib.has_net && vm->contrib.net.host_dev_name) {
+        r = bg_vm_set_handle(vm, FC_HANDLE_JAIL_TAP, vm->contrib.net.host_dev_name, err);
+        if (r == 0)
+            r = fc_jail_tap_owner(vm->contrib.net.host_dev_name, uid, uid, err);
+        if (r < 0)
+            goto cleanup;
+    }
     for (size_t i = 0; i < vm->contrib.n_drives; i++) {
         const struct banger_drive *d = &vm->contrib.drives[i];
         if (!d->path_on_host)
@@ -379,6 +415,15 @@ int fc_jail_remove(struct banger_vm *vm, struct banger_error *err)
     r = fs_remove_tree(top, err);
     if (r < 0)
         goto cleanup;
+    /* A pooled TAP goes to another VM next: the old uid must not keep it. */
+    const char *tap = bg_vm_get_handle(vm, FC_HANDLE_JAIL_TAP);
+    if (tap) {
+        r = fc_jail_tap_owner(tap, 0, 0, err);
+        if (r == 0)
+            r = bg_vm_set_handle(vm, FC_HANDLE_JAIL_TAP, NULL, err);
+        if (r < 0)
+            goto cleanup;
+    }
     r = bg_vm_set_handle(vm, FC_HANDLE_JAIL_DIR, NULL, err);
     if (r == 0)
         r = bg_vm_set_handle(vm, FC_HANDLE_JAIL_UID, NULL, err);

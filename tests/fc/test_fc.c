@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -1055,6 +1059,54 @@ START_TEST(test_jailed_launch_fault_leaves_nothing)
 }
 END_TEST
 
+/* Without CAP_NET_ADMIN the jailed VMM can attach only to a TAP it owns: the
+ * VM's TAP is given to the VM uid for the run and back to root at stop. In a
+ * network namespace of this test only. */
+static int t_attach_tap_as(const char *dev, uid_t uid)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+            _exit(126);
+        struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        _exit(fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(test_jailed_vmm_owns_its_tap_only_while_it_runs)
+{
+    ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "bgjail0");
+    ck_assert_int_eq(ioctl(fd, TUNSETIFF, &ifr), 0);
+    ck_assert_int_eq(ioctl(fd, TUNSETPERSIST, 1), 0);
+    close(fd);
+
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    struct banger_net_iface net = { .struct_size = sizeof(net), .iface_id = "eth0",
+                                    .host_dev_name = "bgjail0", .guest_mac = "06:00:ac:1d:00:02" };
+    ck_assert_int_eq(bg_host_api()->set_net_iface(vm, &net, &e), 0);
+    t_launch(&drv, vm);
+    ck_assert_int_eq(t_attach_tap_as("bgjail0", T_JAIL_UID), 0);
+    ck_assert_int_eq(t_attach_tap_as("bgjail0", T_JAIL_UID + 1), 1);
+    ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_eq(t_attach_tap_as("bgjail0", T_JAIL_UID), 1);
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_JAIL_TAP));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
 /* The jail uid's listener counts only where root lent the directory. */
 START_TEST(test_jail_uid_listener_elsewhere_is_not_a_vmm)
 {
@@ -1197,6 +1249,7 @@ int main(void)
     tcase_add_test(tc, test_jailed_vmm_runs_unprivileged_in_its_chroot);
     tcase_add_test(tc, test_jailed_launch_fault_leaves_nothing);
     tcase_add_test(tc, test_jail_uid_listener_elsewhere_is_not_a_vmm);
+    tcase_add_test(tc, test_jailed_vmm_owns_its_tap_only_while_it_runs);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);
