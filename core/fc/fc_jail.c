@@ -127,8 +127,8 @@ static int fc_jail_tap_owner(const char *dev, uid_t uid, gid_t gid, struct bange
 }
 
 /* A missing directory is made with `mode`, root's; an existing one is made
- * root's and `mode` (an operator's base dir keeps its mode). */
-static int fc_jail_mkdir(const char *path, mode_t mode, bool force_mode, struct banger_error *err)
+ * root's and `mode`. */
+static int fc_jail_mkdir(const char *path, mode_t mode, struct banger_error *err)
 {
     if (mkdir(path, mode) < 0 && errno != EEXIST)
         return bg_fail_errno(err, -errno, "jail: mkdir %s", path);
@@ -137,8 +137,26 @@ static int fc_jail_mkdir(const char *path, mode_t mode, bool force_mode, struct 
         return bg_fail(err, -ENOTDIR, "jail: %s is not a directory", path);
     if (st.st_uid != 0 && chown(path, 0, 0) < 0)
         return bg_fail_errno(err, -errno, "jail: chown %s", path);
-    if (force_mode && chmod(path, mode) < 0)
+    if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0)
         return bg_fail_errno(err, -errno, "jail: chmod %s", path);
+    return 0;
+}
+
+/* The operator's base dir is made when missing, never taken over: anyone who
+ * may write to it could swap the jails below. */
+static int fc_jail_check_base(const char *base, struct banger_error *err)
+{
+    struct stat st;
+    if (mkdir(base, 0755) < 0 && errno != EEXIST)
+        return bg_fail_errno(err, -errno, "jail: mkdir %s", base);
+    if (lstat(base, &st) < 0)
+        return bg_fail_errno(err, -errno, "jail: %s", base);
+    if (!S_ISDIR(st.st_mode))
+        return bg_fail(err, -ENOTDIR, "jail: %s is not a directory", base);
+    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        return bg_fail(err, -EPERM, "jail: %s must be root's and writable by root alone "
+                       "(owner %u, mode %04o)", base, (unsigned)st.st_uid,
+                       (unsigned)(st.st_mode & 07777));
     return 0;
 }
 
@@ -228,19 +246,19 @@ int fc_jail_prepare(const struct fc_driver *drv, struct banger_vm *vm, const cha
     if (r < 0)
         goto cleanup;
 
-    r = fc_jail_mkdir(fc_jail_base(drv), 0755, false, err);
+    r = fc_jail_check_base(fc_jail_base(drv), err);
     if (r < 0)
         goto cleanup;
-    r = fc_jail_mkdir(dirname(exec_dir), 0700, true, err);
+    r = fc_jail_mkdir(dirname(exec_dir), 0700, err);
     if (r == 0)
-        r = fc_jail_mkdir(top, 0700, true, err);
+        r = fc_jail_mkdir(top, 0700, err);
     if (r == 0)
-        r = fc_jail_mkdir(root, 0755, true, err);
+        r = fc_jail_mkdir(root, 0755, err);
     if (r < 0)
         goto cleanup;
 
     run = xasprintf("%s" FC_JAIL_RUN, root);
-    r = fc_jail_mkdir(run, 0700, true, err);
+    r = fc_jail_mkdir(run, 0700, err);
     if (r < 0)
         goto cleanup;
     /* The VMM binds its sockets there as the VM uid; only root could have

@@ -1107,6 +1107,25 @@ START_TEST(test_jailed_vmm_owns_its_tap_only_while_it_runs)
 }
 END_TEST
 
+/* A chroot base others may write to could have its jails swapped: refused. */
+START_TEST(test_jail_base_writable_by_others_is_refused)
+{
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    ck_assert_int_eq(mkdir(t_jail_base, 0777), 0);
+    ck_assert_int_eq(chmod(t_jail_base, 0777), 0);
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -EPERM);
+    ck_assert_msg(strstr(bg_error_text(&e), "must be root's and writable by root alone"), "%s",
+                  bg_error_text(&e));
+    ck_assert_int_eq(vm->vmm_pid, 0);
+    ck_assert_msg(fc_kill(vm, 0, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(!t_exists(t_jail_top));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
 /* The jail uid's listener counts only where root lent the directory. */
 START_TEST(test_jail_uid_listener_elsewhere_is_not_a_vmm)
 {
@@ -1250,6 +1269,7 @@ int main(void)
     tcase_add_test(tc, test_jailed_launch_fault_leaves_nothing);
     tcase_add_test(tc, test_jail_uid_listener_elsewhere_is_not_a_vmm);
     tcase_add_test(tc, test_jailed_vmm_owns_its_tap_only_while_it_runs);
+    tcase_add_test(tc, test_jail_base_writable_by_others_is_refused);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);
