@@ -142,6 +142,18 @@ static int fc_jail_mkdir(const char *path, mode_t mode, struct banger_error *err
     return 0;
 }
 
+/* Drive ids name files in the jail: Firecracker's id rules, [A-Za-z0-9_]+. */
+static bool fc_jail_name_ok(const char *id)
+{
+    if (!id || !id[0] || strlen(id) > 64)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return false;
+    return true;
+}
+
 /* The operator's base dir is made when missing, never taken over: anyone who
  * may write to it could swap the jails below. */
 static int fc_jail_check_base(const char *base, struct banger_error *err)
@@ -300,6 +312,11 @@ int fc_jail_prepare(const struct fc_driver *drv, struct banger_vm *vm, const cha
         const struct banger_drive *d = &vm->contrib.drives[i];
         if (!d->path_on_host)
             continue;
+        if (!fc_jail_name_ok(d->drive_id)) {
+            r = bg_fail(err, -EINVAL, "jail: drive id '%s' cannot name a file",
+                        d->drive_id ? d->drive_id : "");
+            goto cleanup;
+        }
         char *name = xasprintf("drive-%s", d->drive_id);
         r = fc_jail_place(root, name, d->path_on_host, !d->is_read_only, uid, err);
         free(name);

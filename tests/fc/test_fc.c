@@ -1107,6 +1107,41 @@ START_TEST(test_jailed_vmm_owns_its_tap_only_while_it_runs)
 }
 END_TEST
 
+/* A block device (a dm snapshot in production; a loop device node here)
+ * becomes a node of the jail's own with the same dev_t, the VM uid's; the
+ * host's node is not touched. */
+START_TEST(test_jailed_block_device_is_a_node_in_the_jail)
+{
+    struct stat host_before, host_after, node;
+    ck_assert_int_eq(stat("/dev/loop0", &host_before), 0);
+    ck_assert(S_ISBLK(host_before.st_mode));
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    struct banger_drive dev = { .struct_size = sizeof(dev), .drive_id = "scratch",
+                                .path_on_host = "/dev/loop0" };
+    ck_assert_int_eq(bg_host_api()->add_drive(vm, &dev, &e), 0);
+    t_launch(&drv, vm); /* the double opened /drive-scratch as the VM uid */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/root/drive-scratch", t_jail_top);
+    ck_assert_int_eq(stat(path, &node), 0);
+    ck_assert(S_ISBLK(node.st_mode));
+    ck_assert(node.st_rdev == host_before.st_rdev);
+    ck_assert_int_eq(node.st_uid, T_JAIL_UID);
+    ck_assert_int_eq(node.st_mode & 0777, 0600);
+    char *rec = t_recorded();
+    ck_assert_ptr_nonnull(strstr(rec, "\"path_on_host\":\"/drive-scratch\""));
+    free(rec);
+    ck_assert_int_eq(stat("/dev/loop0", &host_after), 0);
+    ck_assert_int_eq(host_after.st_uid, host_before.st_uid);
+    ck_assert_int_eq(host_after.st_mode, host_before.st_mode);
+    ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(!t_exists(t_jail_top));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
 /* A chroot base others may write to could have its jails swapped: refused. */
 START_TEST(test_jail_base_writable_by_others_is_refused)
 {
@@ -1270,6 +1305,7 @@ int main(void)
     tcase_add_test(tc, test_jail_uid_listener_elsewhere_is_not_a_vmm);
     tcase_add_test(tc, test_jailed_vmm_owns_its_tap_only_while_it_runs);
     tcase_add_test(tc, test_jail_base_writable_by_others_is_refused);
+    tcase_add_test(tc, test_jailed_block_device_is_a_node_in_the_jail);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);
