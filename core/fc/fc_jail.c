@@ -450,6 +450,10 @@ int fc_jail_remove(struct banger_vm *vm, struct banger_error *err)
     r = fs_remove_tree(top, err);
     if (r < 0)
         goto cleanup;
+    /* <base>/<exec> goes with its last jail (another VM's keeps it). */
+    char *exec_dir = xstrdup(top);
+    rmdir(dirname(exec_dir));
+    free(exec_dir);
     /* A pooled TAP goes to another VM next: the old uid must not keep it. */
     const char *tap = bg_vm_get_handle(vm, FC_HANDLE_JAIL_TAP);
     if (tap) {

@@ -1005,6 +1005,8 @@ START_TEST(test_jailed_vmm_runs_unprivileged_in_its_chroot)
     ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
     ck_assert(fc_pid_exited(pid));
     ck_assert(!t_exists(t_jail_top));
+    snprintf(path, sizeof(path), "%s/fc-double", t_jail_base);
+    ck_assert(!t_exists(path)); /* its last jail gone, the exec dir too */
     ck_assert(!t_mounted_below(t_jail_base));
     snprintf(path, sizeof(path), "%s/vsock.sock", t_run);
     ck_assert(!t_exists(path));
