@@ -334,8 +334,9 @@ static bool config_is_plugin(const struct bg_config *c, const char *name)
     return false;
 }
 
-/* "" picks banger-helper when that user exists, else nobody. Looked up once,
- * at load: a user removed later does not silently become root. */
+/* "" picks banger-helper when that user exists, else a uid of the VM's own
+ * (jailer_uid_base + CID: no other process has it, unlike nobody). Looked
+ * up once, at load: a user removed later does not silently become root. */
 static int config_helper_user(struct bg_config *c, const struct banger_cfg *root,
                               struct banger_error *err)
 {
@@ -343,9 +344,12 @@ static int config_helper_user(struct bg_config *c, const struct banger_cfg *root
     char buf[4096];
     struct passwd pw, *found = NULL;
     if (!name[0]) {
-        if (getpwnam_r(CONFIG_HELPER_USER_PREFERRED, &pw, buf, sizeof(buf), &found) != 0)
-            found = NULL;
-        name = found ? CONFIG_HELPER_USER_PREFERRED : CONFIG_HELPER_USER_FALLBACK;
+        if (getpwnam_r(CONFIG_HELPER_USER_PREFERRED, &pw, buf, sizeof(buf), &found) != 0 ||
+            !found) {
+            c->helper_per_vm = true;
+            return 0;
+        }
+        name = CONFIG_HELPER_USER_PREFERRED;
     }
     if (!found && (getpwnam_r(name, &pw, buf, sizeof(buf), &found) != 0 || !found))
         return bg_cfg_fail(root, "helper_user", err, "user '%s' does not exist", name);

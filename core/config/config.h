@@ -14,9 +14,8 @@
 #include "util/error.h"
 
 #define BANGER_DEFAULT_CONFIG SYSCONFDIR "/banger/banger.conf"
-/* helper_user = "": the first of these that exists. */
+/* helper_user = "": this user when it exists, else a uid per VM. */
 #define CONFIG_HELPER_USER_PREFERRED "banger-helper"
-#define CONFIG_HELPER_USER_FALLBACK "nobody"
 
 /* A group of the config file as plugins see it. setting is NULL for a group
  * the operator did not write (all getters then report -ENOENT). */
@@ -39,7 +38,8 @@ struct bg_config {
     int log_level;
     int stop_grace_ms;       /* SendCtrlAltDel -> SIGKILL window */
     const char *helper_user; /* runs debugfs on guest disks; "" = auto */
-    uid_t helper_uid;        /* resolved at load, never 0 */
+    bool helper_per_vm;      /* auto without banger-helper: jailer_uid_base + CID */
+    uid_t helper_uid;        /* otherwise: resolved at load, never 0 */
     gid_t helper_gid;
     const char *jailer_bin;  /* "": Firecracker runs without its jailer */
     const char *jailer_chroot_base;

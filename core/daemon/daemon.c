@@ -119,8 +119,10 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);
     /* core/guest: write the public key into the work disk just before launch. */
-    const struct guest_inject_as inject_as = { .drop_privileges = true, .uid = cfg->helper_uid,
-                                               .gid = cfg->helper_gid };
+    const struct guest_inject_as inject_as = {
+        .drop_privileges = true, .uid = cfg->helper_uid, .gid = cfg->helper_gid,
+        .per_vm_uid_base = cfg->helper_per_vm ? cfg->jailer_uid_base : 0,
+    };
     guest_launch_wrap(&guest_launch, cfg->state_dir, &inject_as, &vmm.launch);
     /* core/workdisk, outermost: the disk exists before the key goes into it. */
     workdisk_launch_wrap(&workdisk_launch, &vmm.launch);

@@ -29,6 +29,7 @@ struct guest_inject_as {
     bool drop_privileges;    /* false: as the caller (tools run by root) */
     uid_t uid;
     gid_t gid;
+    uid_t per_vm_uid_base;   /* guest_launch: non-zero = uid = gid = base + the VM's CID */
     const char *debugfs;     /* NULL = "debugfs" on the runner's PATH */
 };
 

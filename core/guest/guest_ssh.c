@@ -93,8 +93,13 @@ static int guest_launch_launch(void *ctx, struct banger_vm *vm, struct banger_er
     } else {
         char *pubkey = NULL;
         int r = guest_read_pubkey(gl->state_dir, &pubkey, err);
-        if (r == 0)
-            r = guest_inject_key(work->path_on_host, pubkey, &gl->inject_as, err);
+        if (r == 0) {
+            /* A uid of the VM's own: no other process can reach debugfs's fds. */
+            struct guest_inject_as as = gl->inject_as;
+            if (as.per_vm_uid_base)
+                as.uid = as.gid = as.per_vm_uid_base + vm->info.cid;
+            r = guest_inject_key(work->path_on_host, pubkey, &as, err);
+        }
         free(pubkey);
         if (r < 0) {
             bg_error_prefix(err, "ssh key into the work disk");

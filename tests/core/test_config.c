@@ -127,15 +127,15 @@ START_TEST(bad_values)
 END_TEST
 
 /* debugfs's user: resolved at load, never root. This host has no
- * banger-helper, so the default is nobody. */
+ * banger-helper, so the default is a uid per VM (jailer_uid_base + CID). */
 START_TEST(helper_user)
 {
     struct bg_config *cfg = NULL;
     ck_assert_int_eq(load("", &cfg), 0);
-    ck_assert_uint_eq(cfg->helper_uid, 65534);
-    ck_assert_uint_eq(cfg->helper_gid, 65534);
+    ck_assert(cfg->helper_per_vm);
     config_free(cfg);
     ck_assert_msg(load("helper_user = \"daemon\";", &cfg) == 0, "%s", e.msg);
+    ck_assert(!cfg->helper_per_vm);
     ck_assert_uint_eq(cfg->helper_uid, 1);
     config_free(cfg);
     expect_error("\nhelper_user = \"no-such-user\";", "t.conf:2: helper_user: user 'no-such-user' does not exist");
