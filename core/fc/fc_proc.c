@@ -155,11 +155,38 @@ cleanup:
  * VMM hung), a process of that uid whose command line names the socket is: a
  * user cannot become root or a jail uid by naming a path. Callers ask this
  * only of the listener or the recorded pid. */
+/* A jailed VMM's root is its jail: the directory above the socket's
+ * (<jail>/run/api.sock). */
+static bool fc_proc_rooted_in_jail(pid_t pid, const char *api_sock)
+{
+    char *jail = strdup(api_sock);
+    char proc_root[64];
+    struct stat a, b;
+    bool ok = false;
+    if (!jail)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(jail, '/');
+        if (!slash || slash == jail)
+            goto cleanup;
+        *slash = '\0';
+    }
+    snprintf(proc_root, sizeof(proc_root), "/proc/%d/root/", (int)pid);
+    ok = stat(proc_root, &a) == 0 && stat(jail, &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+cleanup:
+    free(jail);
+    return ok;
+}
+
 static bool fc_proc_is_vmm(pid_t pid, const char *api_sock)
 {
     pid_t listener = 0;
 
-    if (pid <= 0 || fc_pid_exited(pid) || !fc_proc_runs_as(pid, fc_proc_vmm_uid(api_sock)))
+    uid_t uid = fc_proc_vmm_uid(api_sock);
+    if (pid <= 0 || fc_pid_exited(pid) || !fc_proc_runs_as(pid, uid))
+        return false;
+    if (uid != 0 && !fc_proc_rooted_in_jail(pid, api_sock))
         return false;
     if (fc_proc_listener(api_sock, &listener) == 0)
         return listener == pid;

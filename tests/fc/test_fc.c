@@ -1202,6 +1202,38 @@ START_TEST(test_jail_uid_listener_elsewhere_is_not_a_vmm)
     ck_assert_int_eq(fc_find_pid(sock, pid), 0);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+
+    /* Even in a directory root did lend (root's closed parent), a listener of
+     * the jail uid that is not rooted in that jail is not the VMM. */
+    char lent_parent[128], lent[160], lent_sock[200];
+    snprintf(lent_parent, sizeof(lent_parent), "%.*s/lent", (int)(strlen(t_state) - 6), t_state);
+    snprintf(lent, sizeof(lent), "%s/run", lent_parent);
+    snprintf(lent_sock, sizeof(lent_sock), "%s/api.sock", lent);
+    ck_assert_int_eq(mkdir(lent_parent, 0755), 0);
+    ck_assert_int_eq(mkdir(lent, 0700), 0);
+    ck_assert_int_eq(chown(lent, T_JAIL_UID, T_JAIL_UID), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (setgroups(0, NULL) < 0 || setgid(T_JAIL_UID) < 0 || setuid(T_JAIL_UID) < 0)
+            _exit(126);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", lent_sock) >=
+            sizeof(sa.sun_path))
+            _exit(123);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+            _exit(124);
+        pause();
+        _exit(0);
+    }
+    for (int i = 0; i < T_WAIT_MS / 10 && !t_exists(lent_sock); i++)
+        t_sleep_ms(10);
+    ck_assert(t_exists(lent_sock));
+    ck_assert_int_eq(fc_find_pid(lent_sock, pid), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 END_TEST
 
