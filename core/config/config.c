@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,11 +360,39 @@ static int config_rpc(struct bg_config *c, const struct banger_cfg *root, struct
     return 0;
 }
 
+/* "" picks banger-helper when that user exists, else a uid of the VM's own
+ * (jailer_uid_base + CID: no other process has it, unlike nobody). Looked
+ * up once, at load: a user removed later does not silently become root. */
+static int config_helper_user(struct bg_config *c, const struct banger_cfg *root,
+                              struct banger_error *err)
+{
+    const char *name = c->helper_user;
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+    if (!name[0]) {
+        if (getpwnam_r(CONFIG_HELPER_USER_PREFERRED, &pw, buf, sizeof(buf), &found) != 0 ||
+            !found) {
+            c->helper_per_vm = true;
+            return 0;
+        }
+        name = CONFIG_HELPER_USER_PREFERRED;
+    }
+    if (!found && (getpwnam_r(name, &pw, buf, sizeof(buf), &found) != 0 || !found))
+        return bg_cfg_fail(root, "helper_user", err, "user '%s' does not exist", name);
+    if (pw.pw_uid == 0 || pw.pw_gid == 0)
+        return bg_cfg_fail(root, "helper_user", err,
+                           "'%s' has uid or gid 0; the helper must be an unprivileged user", name);
+    c->helper_uid = pw.pw_uid;
+    c->helper_gid = pw.pw_gid;
+    return 0;
+}
+
 static int config_validate(struct bg_config *c, struct banger_error *err)
 {
     static const char *const core_scalars[] = {
         "state_dir", "runtime_dir", "firecracker_bin", "log_level", "socket_group",
-        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "rpc", "images", NULL,
+        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "rpc", "images",
+        "helper_user", "jailer_bin", "jailer_chroot_base", "jailer_uid_base", NULL,
     };
     const struct banger_cfg *root = &(struct banger_cfg){
         .setting = config_root_setting(&c->lc), .name = "", .file = c->path };
@@ -407,7 +436,8 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
     const struct { const char *key; const char **slot; } strings[] = {
         { "state_dir", &c->state_dir }, { "runtime_dir", &c->runtime_dir },
         { "firecracker_bin", &c->firecracker_bin }, { "socket_group", &c->socket_group },
-        { "plugin_dir", &c->plugin_dir },
+        { "plugin_dir", &c->plugin_dir }, { "helper_user", &c->helper_user },
+        { "jailer_bin", &c->jailer_bin }, { "jailer_chroot_base", &c->jailer_chroot_base },
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         r = config_string_key(c, root, strings[i].key, strings[i].slot, err);
@@ -424,6 +454,20 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
         return bg_cfg_fail(root, "runtime_dir", err,
                            "'%s' is too long (at most 60 characters, so socket paths fit in 108 bytes)",
                            c->runtime_dir);
+
+    r = config_helper_user(c, root, err);
+    if (r < 0)
+        return r;
+    if (c->jailer_chroot_base[0] != '/' || strstr(c->jailer_chroot_base, "/../") ||
+        strcmp(c->jailer_chroot_base, "/") == 0)
+        return bg_cfg_fail(root, "jailer_chroot_base", err,
+                           "'%s' must be an absolute path below /", c->jailer_chroot_base);
+    /* base + CID must stay a valid uid, clear of (uid_t)-1. */
+    long long uid_base = c->jailer_uid_base;
+    r = config_int_key(root, "jailer_uid_base", 65536, 4294901759LL, &uid_base, err);
+    if (r < 0)
+        return r;
+    c->jailer_uid_base = (uint32_t)uid_base;
 
     long long grace = c->stop_grace_ms;
     r = config_int_key(root, "stop_grace_ms", 0, 600000, &grace, err);
@@ -507,6 +551,10 @@ static struct bg_config_priv *config_new(const char *path)
     c->runtime_dir = RUNSTATEDIR "/banger";
     c->firecracker_bin = "firecracker";
     c->socket_group = "banger";
+    c->helper_user = "";
+    c->jailer_bin = "";
+    c->jailer_chroot_base = "/srv/jailer";
+    c->jailer_uid_base = 1500000000u;
     c->plugin_dir = PKGLIBDIR "/plugins";
     c->log_level = BANGER_LOG_INFO;
     c->stop_grace_ms = 10000;

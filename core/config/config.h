@@ -7,12 +7,15 @@
 #include <libconfig.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <banger/capability.h>
 
 #include "util/error.h"
 
 #define BANGER_DEFAULT_CONFIG SYSCONFDIR "/banger/banger.conf"
+/* helper_user = "": this user when it exists, else a uid per VM. */
+#define CONFIG_HELPER_USER_PREFERRED "banger-helper"
 
 /* A group of the config file as plugins see it. setting is NULL for a group
  * the operator did not write (all getters then report -ENOENT). */
@@ -34,6 +37,13 @@ struct bg_config {
     const char *plugin_dir;
     int log_level;
     int stop_grace_ms;       /* SendCtrlAltDel -> SIGKILL window */
+    const char *helper_user; /* runs debugfs on guest disks; "" = auto */
+    bool helper_per_vm;      /* auto without banger-helper: jailer_uid_base + CID */
+    uid_t helper_uid;        /* otherwise: resolved at load, never 0 */
+    gid_t helper_gid;
+    const char *jailer_bin;  /* "": Firecracker runs without its jailer */
+    const char *jailer_chroot_base;
+    uint32_t jailer_uid_base; /* jailed VMM of CID n runs as uid = gid = base + n */
 
     char **plugins;          /* operator's selection, in start order */
     size_t n_plugins;

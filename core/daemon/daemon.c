@@ -118,12 +118,19 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     d.fc = (struct fc_driver){
         .firecracker_bin = cfg->firecracker_bin,
         .stop_grace_ms = cfg->stop_grace_ms,
+        .jailer_bin = cfg->jailer_bin,
+        .jail_base = cfg->jailer_chroot_base,
+        .jail_uid_base = cfg->jailer_uid_base,
     };
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .peek = daemon_vmm_peek,
                              .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);
     /* core/guest: write the public key into the work disk just before launch. */
-    guest_launch_wrap(&guest_launch, cfg->state_dir, d.store, &vmm.launch);
+    const struct guest_inject_as inject_as = {
+        .drop_privileges = true, .uid = cfg->helper_uid, .gid = cfg->helper_gid,
+        .per_vm_uid_base = cfg->helper_per_vm ? cfg->jailer_uid_base : 0,
+    };
+    guest_launch_wrap(&guest_launch, cfg->state_dir, d.store, &inject_as, &vmm.launch);
     /* core/workdisk, outermost: the disk exists before the key goes into it. */
     workdisk_launch_wrap(&workdisk_launch, &vmm.launch);
     r = vmsvc_new(cfg, d.store, d.plugins, &vmm, &d.vms, err);

@@ -9,7 +9,8 @@
  * have been recycled; a command line alone may be anyone's).
  *
  * Handles: "fc.api_sock" (recorded before spawning) and "fc.pid" (right
- * after). Files: <runtime_dir>/api.sock, <state_dir>/firecracker.log. */
+ * after); under the jailer also "fc.jail_dir", "fc.jail_uid", "fc.jail_tap".
+ * Files: <runtime_dir>/api.sock, <state_dir>/firecracker.log. */
 #ifndef BANGER_FC_H
 #define BANGER_FC_H
 
@@ -32,6 +33,14 @@
 
 #define FC_HANDLE_API_SOCK "fc.api_sock"
 #define FC_HANDLE_PID "fc.pid"
+#define FC_HANDLE_JAIL_DIR "fc.jail_dir"   /* <chroot_base>/<exec name>/<id> */
+#define FC_HANDLE_JAIL_UID "fc.jail_uid"
+#define FC_HANDLE_JAIL_TAP "fc.jail_tap"   /* the TAP lent to the VM uid */
+
+#define FC_API_SOCK_NAME "api.sock"
+#define FC_DEFAULT_JAIL_BASE "/srv/jailer"
+/* Jailed VMMs run as base + CID: a block no login user or subuid range uses. */
+#define FC_DEFAULT_JAIL_UID_BASE 1500000000u
 
 struct fc_driver {
     const char *firecracker_bin;    /* name on PATH or a path; NULL = "firecracker" */
@@ -39,15 +48,19 @@ struct fc_driver {
     int api_wait_ms;                /* spawn -> API socket ready; 0 = default */
     int api_timeout_ms;             /* one API request; 0 = default */
     const char *const *extra_args;  /* appended to argv (tests); NULL-terminated or NULL */
+    const char *jailer_bin;         /* NULL or "": Firecracker runs without its jailer */
+    const char *jail_base;          /* --chroot-base-dir; NULL = FC_DEFAULT_JAIL_BASE */
+    uid_t jail_uid_base;            /* VM uid = gid = base + CID; 0 = the default */
 };
 
 /* ---- process (fc_proc.c) ------------------------------------------------ */
 
 /* The live Firecracker serving `api_sock`, 0 when none runs. When something
  * listens on api_sock: that listener (SO_PEERCRED of a connection), if it
- * runs as root. Otherwise (socket gone, not bound yet, backlog full):
- * `recorded`, if it runs as root (real and effective uid) and its cmdline
- * names api_sock after --api-sock. Zombies do not count. */
+ * runs as the VMM's uid: root, or for a jailed VMM the uid root lent the
+ * socket's directory to (fc_jail.c). Otherwise (socket gone, not bound yet,
+ * backlog full): `recorded`, if it runs as that uid (real and effective) and
+ * its cmdline names api_sock after --api-sock. Zombies do not count. */
 pid_t fc_find_pid(const char *api_sock, pid_t recorded);
 
 /* Has pid exited (gone, or a zombie)? */
@@ -83,6 +96,32 @@ int fc_wait_api(struct banger_vm *vm, int timeout_ms, struct banger_error *err);
 /* 0 when the VM's Firecracker runs; -ESRCH with "firecracker exited:
  * <console summary>" when it does not. Updates vm->vmm_pid. */
 int fc_check_alive(struct banger_vm *vm, struct banger_error *err);
+
+/* ---- jailer (fc_jail.c) ------------------------------------------------- */
+
+bool fc_jail_enabled(const struct fc_driver *drv);
+/* The uid and gid the VM's jailed VMM runs as. */
+uid_t fc_jail_uid(const struct fc_driver *drv, const struct banger_vm *vm);
+/* The API socket's host path for a jailed VMM (<jail>/run/api.sock), or
+ * NULL when it does not fit sun_path. */
+char *fc_jail_api_sock(const struct fc_driver *drv, const struct banger_vm *vm,
+                       const char *fc_bin);
+/* Record fc.jail_dir / fc.jail_uid, then build the jail for fc_bin: /run
+ * owned by the VM uid (a symlink to its vsock socket at the contributed
+ * path), the kernel, initrd and drives linked (or bound, or a device node
+ * made) into it. */
+int fc_jail_prepare(const struct fc_driver *drv, struct banger_vm *vm, const char *fc_bin,
+                    struct banger_error *err);
+/* The jailer's argv (every string malloc'd; fc_jail_argv_free). */
+char **fc_jail_argv(const struct fc_driver *drv, const struct banger_vm *vm, const char *jailer,
+                    const char *fc_bin);
+void fc_jail_argv_free(char **argv);
+/* `host_path` as the VMM sees it (malloc'd): inside the jail when the VM has
+ * one, else unchanged. */
+char *fc_jail_vmm_path(struct banger_vm *vm, const char *host_path);
+/* Unmount what is mounted in the jail, remove its tree, give the runtime
+ * dir back to root, drop the handles. No jail recorded: nothing to do. */
+int fc_jail_remove(struct banger_vm *vm, struct banger_error *err);
 
 /* ---- console (fc_console.c) -------------------------------------------- */
 

@@ -185,8 +185,8 @@ char *fc_boot_args(const struct banger_vm *vm)
     return s;
 }
 
-static int fc_put_drive(const char *sock, const struct banger_drive *d, int timeout_ms,
-                        struct banger_error *err)
+static int fc_put_drive(struct banger_vm *vm, const char *sock, const struct banger_drive *d,
+                        int timeout_ms, struct banger_error *err)
 {
     char path[128];
     if (!fc_api_id_valid(d->drive_id) || strlen(d->drive_id) > 64)
@@ -197,7 +197,9 @@ static int fc_put_drive(const char *sock, const struct banger_drive *d, int time
     snprintf(path, sizeof(path), "/drives/%s", d->drive_id);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "drive_id", d->drive_id);
-    cJSON_AddStringToObject(o, "path_on_host", d->path_on_host);
+    char *vmm_path = fc_jail_vmm_path(vm, d->path_on_host);
+    cJSON_AddStringToObject(o, "path_on_host", vmm_path);
+    free(vmm_path);
     cJSON_AddBoolToObject(o, "is_root_device", d->is_root_device);
     cJSON_AddBoolToObject(o, "is_read_only", d->is_read_only);
     if (d->cache == BANGER_DRIVE_CACHE_WRITEBACK)
@@ -244,9 +246,15 @@ int fc_configure(struct banger_vm *vm, const char *sock, int timeout_ms,
 
     char *args = fc_boot_args(vm);
     cJSON *bs = cJSON_CreateObject();
-    cJSON_AddStringToObject(bs, "kernel_image_path", info->kernel_path);
-    if (info->initrd_path)
-        cJSON_AddStringToObject(bs, "initrd_path", info->initrd_path);
+    /* Jailed, the VMM sees paths inside its chroot (fc_jail.c). */
+    char *vmm_path = fc_jail_vmm_path(vm, info->kernel_path);
+    cJSON_AddStringToObject(bs, "kernel_image_path", vmm_path);
+    free(vmm_path);
+    if (info->initrd_path) {
+        vmm_path = fc_jail_vmm_path(vm, info->initrd_path);
+        cJSON_AddStringToObject(bs, "initrd_path", vmm_path);
+        free(vmm_path);
+    }
     cJSON_AddStringToObject(bs, "boot_args", args);
     free(args);
     r = fc_api_put_json(sock, "/boot-source", bs, timeout_ms, err);
@@ -254,7 +262,7 @@ int fc_configure(struct banger_vm *vm, const char *sock, int timeout_ms,
         return r;
 
     for (size_t i = 0; i < c->n_drives; i++) {
-        r = fc_put_drive(sock, &c->drives[i], timeout_ms, err);
+        r = fc_put_drive(vm, sock, &c->drives[i], timeout_ms, err);
         if (r < 0)
             return r;
     }
@@ -266,7 +274,9 @@ int fc_configure(struct banger_vm *vm, const char *sock, int timeout_ms,
     if (c->vsock_uds) {
         cJSON *vs = cJSON_CreateObject();
         cJSON_AddNumberToObject(vs, "guest_cid", c->vsock_cid);
-        cJSON_AddStringToObject(vs, "uds_path", c->vsock_uds);
+        char *uds = fc_jail_vmm_path(vm, c->vsock_uds);
+        cJSON_AddStringToObject(vs, "uds_path", uds);
+        free(uds);
         r = fc_api_put_json(sock, "/vsock", vs, timeout_ms, err);
         if (r < 0)
             return r;

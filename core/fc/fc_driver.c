@@ -92,6 +92,8 @@ static int fc_driver_forget(struct banger_vm *vm, struct banger_error *err)
 {
     static const char *const keys[] = { FC_HANDLE_PID, FC_HANDLE_API_SOCK };
     int r = fc_remove_sockets(vm, err);
+    if (r == 0)
+        r = fc_jail_remove(vm, err);
     vm->vmm_pid = 0;
     for (size_t i = 0; r == 0 && i < sizeof(keys) / sizeof(keys[0]); i++)
         if (bg_vm_get_handle(vm, keys[i]))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -63,8 +64,38 @@ static bool fc_proc_cmdline_names(pid_t pid, const char *api_sock)
     return found;
 }
 
-/* Do the real and the effective uid of pid (/proc/<pid>/status) both say root? */
-static bool fc_proc_runs_as_root(pid_t pid)
+/* The uid a VMM serving api_sock runs as. Root's, unless the socket's
+ * directory was lent to a jailed VMM (fc_jail.c): then its owner. Only root
+ * can give a directory away, and only when the directory above is root's
+ * and closed to others does the owner say who bound the socket. */
+static uid_t fc_proc_vmm_uid(const char *api_sock)
+{
+    char *dir = strdup(api_sock);
+    uid_t uid = 0;
+    struct stat st, parent;
+    if (!dir)
+        return 0;
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        goto cleanup;
+    *slash = '\0';
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid == 0 ||
+        (st.st_mode & (S_IWGRP | S_IWOTH)))
+        goto cleanup;
+    slash = strrchr(dir, '/');
+    if (!slash)
+        goto cleanup;
+    *(slash == dir ? slash + 1 : slash) = '\0';
+    if (lstat(dir, &parent) == 0 && S_ISDIR(parent.st_mode) && parent.st_uid == 0 &&
+        !(parent.st_mode & (S_IWGRP | S_IWOTH)))
+        uid = st.st_uid;
+cleanup:
+    free(dir);
+    return uid;
+}
+
+/* Do the real and the effective uid of pid (/proc/<pid>/status) both say `uid`? */
+static bool fc_proc_runs_as(pid_t pid, uid_t uid)
 {
     char path[64], line[256];
     bool root = false;
@@ -76,7 +107,7 @@ static bool fc_proc_runs_as_root(pid_t pid)
     while (fgets(line, sizeof(line), f)) {
         unsigned long real, effective;
         if (sscanf(line, "Uid: %lu %lu", &real, &effective) == 2) {
-            root = real == 0 && effective == 0;
+            root = real == uid && effective == uid;
             break;
         }
     }
@@ -85,8 +116,9 @@ static bool fc_proc_runs_as_root(pid_t pid)
 }
 
 /* The process listening on api_sock, from SO_PEERCRED of a connection to it.
- * The socket's directory is root-only, so only root could have bound it, and
- * the kernel, not the process, names the listener. 0 and *listener set when
+ * The socket's directory is root-only (or lent by root to one jailed VMM's
+ * uid), so only root or that VMM could have bound it, and the kernel, not
+ * the process, names the listener. 0 and *listener set when
  * one listens (pid 0 when it is outside our pid namespace); -ENOENT,
  * -ECONNREFUSED or -EAGAIN (backlog full: a hung VMM) when the path cannot
  * tell. */
@@ -111,22 +143,50 @@ static int fc_proc_listener(const char *api_sock, pid_t *listener)
         r = -errno;
         goto cleanup;
     }
-    *listener = cred.uid == 0 ? cred.pid : 0;
+    *listener = cred.uid == fc_proc_vmm_uid(api_sock) ? cred.pid : 0;
 cleanup:
     close(fd);
     return r;
 }
 
 /* Is pid the VMM serving api_sock? When something listens on the socket, only
- * the listener named by the kernel is (and only when it runs as root). When
- * nothing answers there (socket gone, not bound yet, VMM hung), a root process
- * whose command line names the socket is: a user cannot become root by
- * naming a path. Callers ask this only of the listener or the recorded pid. */
+ * the listener named by the kernel is (and only when it runs as the VMM's uid,
+ * fc_proc_vmm_uid). When nothing answers there (socket gone, not bound yet,
+ * VMM hung), a process of that uid whose command line names the socket is: a
+ * user cannot become root or a jail uid by naming a path. Callers ask this
+ * only of the listener or the recorded pid. */
+/* A jailed VMM's root is its jail: the directory above the socket's
+ * (<jail>/run/api.sock). */
+static bool fc_proc_rooted_in_jail(pid_t pid, const char *api_sock)
+{
+    char *jail = strdup(api_sock);
+    char proc_root[64];
+    struct stat a, b;
+    bool ok = false;
+    if (!jail)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(jail, '/');
+        if (!slash || slash == jail)
+            goto cleanup;
+        *slash = '\0';
+    }
+    snprintf(proc_root, sizeof(proc_root), "/proc/%d/root/", (int)pid);
+    ok = stat(proc_root, &a) == 0 && stat(jail, &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+cleanup:
+    free(jail);
+    return ok;
+}
+
 static bool fc_proc_is_vmm(pid_t pid, const char *api_sock)
 {
     pid_t listener = 0;
 
-    if (pid <= 0 || fc_pid_exited(pid) || !fc_proc_runs_as_root(pid))
+    uid_t uid = fc_proc_vmm_uid(api_sock);
+    if (pid <= 0 || fc_pid_exited(pid) || !fc_proc_runs_as(pid, uid))
+        return false;
+    if (uid != 0 && !fc_proc_rooted_in_jail(pid, api_sock))
         return false;
     if (fc_proc_listener(api_sock, &listener) == 0)
         return listener == pid;

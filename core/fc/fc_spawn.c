@@ -24,7 +24,6 @@
 
 extern char **environ;
 
-#define FC_API_SOCK_NAME "api.sock"
 #define FC_VSOCK_NAME "vsock.sock"
 #define FC_LOG_NAME "firecracker.log"
 #define FC_WAIT_POLL_MS 5
@@ -241,8 +240,8 @@ static pid_t fc_spawn_recorded_pid(struct banger_vm *vm)
 int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_error *err)
 {
     const char *name = drv->firecracker_bin ? drv->firecracker_bin : FC_DEFAULT_BIN;
-    char *bin = NULL, *sock = NULL, *log_path = NULL;
-    char **argv = NULL;
+    char *bin = NULL, *sock = NULL, *log_path = NULL, *jailer = NULL;
+    char **argv = NULL, **jail_argv = NULL;
     int log_fd = -1, null_fd = -1;
     pid_t pid = 0;
     int r = 0;
@@ -252,15 +251,16 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
                     vm->info.id ? vm->info.id : "");
         goto cleanup;
     }
-    sock = fc_api_sock_path(vm);
-    if (!sock) {
-        r = bg_fail(err, -ENAMETOOLONG, "firecracker: no usable API socket path under '%s'",
-                    vm->info.runtime_dir ? vm->info.runtime_dir : "");
-        goto cleanup;
-    }
     bin = runner_find_program(name, NULL);
     if (!bin) {
         r = bg_fail(err, -ENOENT, "firecracker: binary '%s' not found or not executable", name);
+        goto cleanup;
+    }
+    /* Jailed, the socket is inside the jail (fc_jail.c). */
+    sock = fc_jail_enabled(drv) ? fc_jail_api_sock(drv, vm, bin) : fc_api_sock_path(vm);
+    if (!sock) {
+        r = bg_fail(err, -ENAMETOOLONG, "firecracker: no usable API socket path under '%s'",
+                    vm->info.runtime_dir ? vm->info.runtime_dir : "");
         goto cleanup;
     }
     pid_t running = fc_find_pid(sock, fc_spawn_recorded_pid(vm));
@@ -292,21 +292,36 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
         goto cleanup;
     }
 
-    size_t n_extra = 0;
-    while (drv->extra_args && drv->extra_args[n_extra])
-        n_extra++;
-    argv = xcalloc(6 + n_extra, sizeof(char *));
-    size_t k = 0;
-    argv[k++] = bin;
-    argv[k++] = (char *)"--api-sock";
-    argv[k++] = sock;
-    argv[k++] = (char *)"--id";
-    argv[k++] = (char *)vm->info.id;
-    for (size_t i = 0; i < n_extra; i++)
-        argv[k++] = (char *)drv->extra_args[i];
-    argv[k] = NULL;
+    if (fc_jail_enabled(drv)) {
+        /* The jailer copies bin into the jail and execs it there (fc_jail.c). */
+        jailer = runner_find_program(drv->jailer_bin, NULL);
+        if (!jailer) {
+            r = bg_fail(err, -ENOENT, "jailer: binary '%s' not found or not executable",
+                        drv->jailer_bin);
+            goto cleanup;
+        }
+        r = fc_jail_prepare(drv, vm, bin, err);
+        if (r < 0)
+            goto cleanup;
+        jail_argv = fc_jail_argv(drv, vm, jailer, bin);
+    } else {
+        size_t n_extra = 0;
+        while (drv->extra_args && drv->extra_args[n_extra])
+            n_extra++;
+        argv = xcalloc(6 + n_extra, sizeof(char *));
+        size_t k = 0;
+        argv[k++] = bin;
+        argv[k++] = (char *)"--api-sock";
+        argv[k++] = sock;
+        argv[k++] = (char *)"--id";
+        argv[k++] = (char *)vm->info.id;
+        for (size_t i = 0; i < n_extra; i++)
+            argv[k++] = (char *)drv->extra_args[i];
+        argv[k] = NULL;
+    }
 
-    r = fc_spawn_run(bin, argv, null_fd, log_fd, &pid, err);
+    r = fc_spawn_run(jailer ? jailer : bin, jail_argv ? jail_argv : argv, null_fd, log_fd, &pid,
+                     err);
     if (r < 0)
         goto cleanup;
     vm->vmm_pid = (int)pid;
@@ -322,9 +337,11 @@ cleanup:
     if (null_fd >= 0)
         close(null_fd);
     free(argv);
+    fc_jail_argv_free(jail_argv);
     free(log_path);
     free(sock);
     free(bin);
+    free(jailer);
     return r;
 }
 

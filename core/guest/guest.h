@@ -30,24 +30,34 @@ int guest_ssh_setup(const char *state_dir, uid_t uid, struct banger_error *err);
 char *guest_ssh_key_path(const char *state_dir, uid_t uid);
 char *guest_known_hosts_path(const char *state_dir);
 
+/* Who runs debugfs on a guest-writable disk. */
+struct guest_inject_as {
+    bool drop_privileges;    /* false: as the caller (tools run by root) */
+    uid_t uid;
+    gid_t gid;
+    uid_t per_vm_uid_base;   /* guest_launch: non-zero = uid = gid = base + the VM's CID */
+    const char *debugfs;     /* NULL = "debugfs" on the runner's PATH */
+};
+
 /* Write `pubkeys` (one or more "ssh-..." lines) as /.ssh/authorized_keys
  * (0600, dir 0700, owner root) in the ext4 image `disk` without mounting it
  * (debugfs -w), then read it back.
- * The work disk's root is the guest's /root. `scratch_dir` holds a
- * temporary copy of the key for debugfs. */
-int guest_inject_key(const char *disk, const char *pubkeys, const char *scratch_dir,
+ * The work disk's root is the guest's /root. debugfs gets the disk and the
+ * key as descriptors and runs as `as` (guest_inject.c says why). */
+int guest_inject_key(const char *disk, const char *pubkeys, const struct guest_inject_as *as,
                      struct banger_error *err);
 
 /* Wraps a launch step: before the original launch, the public keys of the
- * VM's owner (read from `store`) and of root go into the VM's "work" drive
- * (when the VM has one). */
+ * VM's owner (read from `store`; NULL: root's alone) and of root go into the
+ * VM's "work" drive (when the VM has one). */
 struct guest_launch {
     struct engine_launch_ops inner;
     char *state_dir;
     struct store *store;
+    struct guest_inject_as inject_as;
 };
 void guest_launch_wrap(struct guest_launch *gl, const char *state_dir, struct store *store,
-                       struct engine_launch_ops *ops);
+                       const struct guest_inject_as *inject_as, struct engine_launch_ops *ops);
 void guest_launch_done(struct guest_launch *gl);
 
 /* ---- known_hosts (guest_hosts.c) ---------------------------------------- */

@@ -113,10 +113,15 @@ static int guest_authorized_keys(struct guest_launch *gl, const struct banger_vm
     struct vm_record *rec = NULL;
     char *owner_key = NULL, *root_key = NULL;
     char eb[512] = "";
-    int r = store_vm_get_by_id(gl->store, vm->info.id, &rec, eb, sizeof(eb));
-    if (r < 0)
-        return bg_fail(err, r, "the owner of VM '%s': %s", vm->info.name, eb);
-    uid_t owner = (uid_t)rec->owner_uid;
+    uid_t owner = 0;
+    int r = 0;
+    /* Without a store (tools that make a disk for root), root's key alone. */
+    if (gl->store) {
+        r = store_vm_get_by_id(gl->store, vm->info.id, &rec, eb, sizeof(eb));
+        if (r < 0)
+            return bg_fail(err, r, "the owner of VM '%s': %s", vm->info.name, eb);
+        owner = (uid_t)rec->owner_uid;
+    }
     r = guest_read_pubkey(gl->state_dir, 0, &root_key, err);
     if (r == 0 && owner != 0)
         r = guest_read_pubkey(gl->state_dir, owner, &owner_key, err);
@@ -143,8 +148,13 @@ static int guest_launch_launch(void *ctx, struct banger_vm *vm, struct banger_er
     } else {
         char *pubkey = NULL;
         int r = guest_authorized_keys(gl, vm, &pubkey, err);
-        if (r == 0)
-            r = guest_inject_key(work->path_on_host, pubkey, vm->info.runtime_dir, err);
+        if (r == 0) {
+            /* A uid of the VM's own: no other process can reach debugfs's fds. */
+            struct guest_inject_as as = gl->inject_as;
+            if (as.per_vm_uid_base)
+                as.uid = as.gid = as.per_vm_uid_base + vm->info.cid;
+            r = guest_inject_key(work->path_on_host, pubkey, &as, err);
+        }
         free(pubkey);
         if (r < 0) {
             bg_error_prefix(err, "ssh key into the work disk");
@@ -173,11 +183,12 @@ static int guest_launch_destroy(void *ctx, struct banger_vm *vm, struct banger_e
 }
 
 void guest_launch_wrap(struct guest_launch *gl, const char *state_dir, struct store *store,
-                       struct engine_launch_ops *ops)
+                       const struct guest_inject_as *inject_as, struct engine_launch_ops *ops)
 {
     gl->inner = *ops;
     gl->state_dir = xstrdup(state_dir);
     gl->store = store;
+    gl->inject_as = *inject_as;
     *ops = (struct engine_launch_ops){
         .ctx = gl,
         .launch = guest_launch_launch,

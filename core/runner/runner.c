@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,9 +129,42 @@ static long long runner_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Raw system calls: glibc's set*id() wrappers signal every thread, which
+ * is not async-signal-safe after fork. Groups first, uid last (after it
+ * nothing else can be dropped). */
+static int runner_child_drop(const struct runner_child *child)
+{
+    if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+        syscall(SYS_setresgid, child->gid, child->gid, child->gid) < 0 ||
+        syscall(SYS_setresuid, child->uid, child->uid, child->uid) < 0)
+        return -1;
+    uid_t ru, eu, su;
+    if (syscall(SYS_getresuid, &ru, &eu, &su) < 0 || ru != child->uid || eu != child->uid ||
+        su != child->uid) {
+        errno = EPERM;
+        return -1;
+    }
+    /* No setuid binary can take the privileges back. */
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+/* Passed fds land on RUNNER_FIRST_PASSED_FD.. . They are first moved above
+ * every fd the child sets up, so no dup2 below overwrites one of them. */
+static int runner_child_move_fds(const struct runner_child *child, int *moved)
+{
+    int above = RUNNER_FIRST_PASSED_FD + (int)child->n_pass_fds;
+    for (size_t i = 0; i < child->n_pass_fds; i++) {
+        moved[i] = fcntl(child->pass_fds[i], F_DUPFD_CLOEXEC, above);
+        if (moved[i] < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void runner_child(const char *prog, const char *const *argv, const char *const *envp,
-                         int in_fd, int out_fd, int err_fd, int status_fd)
+                         const struct runner_child *child, int in_fd, int out_fd, int err_fd,
+                         int status_fd)
 {
     sigset_t all;
     sigemptyset(&all);
@@ -137,15 +172,24 @@ static void runner_child(const char *prog, const char *const *argv, const char *
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
     setpgid(0, 0);
+    int moved[RUNNER_MAX_PASSED_FDS];
+    size_t n_pass = child ? child->n_pass_fds : 0;
+    if (n_pass && runner_child_move_fds(child, moved) < 0)
+        goto fail;
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
         goto fail;
     /* status_fd is close-on-exec: it closes on a successful exec. */
-    if (status_fd > 3) {
+    if (status_fd != 3) {
         if (dup3(status_fd, 3, O_CLOEXEC) < 0)
             goto fail;
         status_fd = 3;
     }
-    close_range(status_fd + 1, ~0u, 0);
+    for (size_t i = 0; i < n_pass; i++)
+        if (dup2(moved[i], RUNNER_FIRST_PASSED_FD + (int)i) < 0)
+            goto fail;
+    close_range(RUNNER_FIRST_PASSED_FD + (unsigned)n_pass, ~0u, 0);
+    if (child && child->drop_privileges && runner_child_drop(child) < 0)
+        goto fail;
     execve(prog, (char *const *)argv, (char *const *)envp);
 fail:;
     int e = errno;
@@ -157,6 +201,13 @@ fail:;
 int runner_run(const char *const *argv, const struct banger_run_opts *opts,
                struct banger_run_result *res, struct banger_error *err)
 {
+    return runner_run_child(argv, opts, NULL, res, err);
+}
+
+int runner_run_child(const char *const *argv, const struct banger_run_opts *opts,
+                     const struct runner_child *child, struct banger_run_result *res,
+                     struct banger_error *err)
+{
     struct banger_run_result local = { .struct_size = sizeof(local) };
     struct runner_buf out = { 0 }, errbuf = { 0 };
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
@@ -167,6 +218,9 @@ int runner_run(const char *const *argv, const struct banger_run_opts *opts,
 
     if (!argv || !argv[0])
         return bg_fail(err, -EINVAL, "runner: empty argv");
+    if (child && child->n_pass_fds > RUNNER_MAX_PASSED_FDS)
+        return bg_fail(err, -E2BIG, "%s: more than %d descriptors to pass", argv[0],
+                       RUNNER_MAX_PASSED_FDS);
     int timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : RUNNER_DEFAULT_TIMEOUT_MS;
     const char *const *envp = opts && opts->envp ? opts->envp : runner_default_env;
     const void *in_data = opts ? opts->stdin_data : NULL;
@@ -198,7 +252,7 @@ int runner_run(const char *const *argv, const struct banger_run_opts *opts,
         goto done;
     }
     if (pid == 0)
-        runner_child(prog, argv, envp, in_pipe[0], out_pipe[1], err_pipe[1], st_pipe[1]);
+        runner_child(prog, argv, envp, child, in_pipe[0], out_pipe[1], err_pipe[1], st_pipe[1]);
 
     close(in_pipe[0]);
     close(out_pipe[1]);

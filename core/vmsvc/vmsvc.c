@@ -616,11 +616,12 @@ static unsigned vmsvc_reap_orphans(struct vmsvc *svc, const struct vm_list *list
         struct banger_error e = { 0 };
         int r = bg_vm_new(&info, &vm, &e);
         int pid = r == 0 && svc->vmm.find ? svc->vmm.find(svc->vmm.ctx, vm) : 0;
-        if (pid > 0) {
+        if (pid > 0)
             bg_log(BANGER_LOG_WARNING, info.id, "reconcile: VMM pid %d serves a VM that is not "
                    "in the store; killing it", pid);
+        /* Also when none runs: the kill clears what the VMM left (its jail). */
+        if (r == 0 && (pid > 0 || svc->vmm.kill))
             r = svc->vmm.kill ? svc->vmm.kill(svc->vmm.ctx, vm, SIGKILL, &e) : -ENOTSUP;
-        }
         if (r == 0)
             r = fs_remove_tree(info.runtime_dir, &e);
         if (r < 0)

@@ -153,6 +153,43 @@ START_TEST(rpc_group)
 }
 END_TEST
 
+/* debugfs's user: resolved at load, never root. This host has no
+ * banger-helper, so the default is a uid per VM (jailer_uid_base + CID). */
+START_TEST(helper_user)
+{
+    struct bg_config *cfg = NULL;
+    ck_assert_int_eq(load("", &cfg), 0);
+    ck_assert(cfg->helper_per_vm);
+    config_free(cfg);
+    ck_assert_msg(load("helper_user = \"daemon\";", &cfg) == 0, "%s", e.msg);
+    ck_assert(!cfg->helper_per_vm);
+    ck_assert_uint_eq(cfg->helper_uid, 1);
+    config_free(cfg);
+    expect_error("\nhelper_user = \"no-such-user\";", "t.conf:2: helper_user: user 'no-such-user' does not exist");
+    expect_error("helper_user = \"root\";", "t.conf:1: helper_user: 'root' has uid or gid 0");
+}
+END_TEST
+
+START_TEST(jailer_keys)
+{
+    struct bg_config *cfg = NULL;
+    ck_assert_int_eq(load("", &cfg), 0);
+    ck_assert_str_eq(cfg->jailer_bin, "");
+    ck_assert_str_eq(cfg->jailer_chroot_base, "/srv/jailer");
+    ck_assert_uint_eq(cfg->jailer_uid_base, 1500000000u);
+    config_free(cfg);
+    ck_assert_msg(load("jailer_bin = \"jailer\";\njailer_chroot_base = \"/var/jail\";\n"
+                       "jailer_uid_base = 200000;\n", &cfg) == 0, "%s", e.msg);
+    ck_assert_str_eq(cfg->jailer_bin, "jailer");
+    ck_assert_str_eq(cfg->jailer_chroot_base, "/var/jail");
+    ck_assert_uint_eq(cfg->jailer_uid_base, 200000);
+    config_free(cfg);
+    expect_error("\njailer_uid_base = 1000;", "t.conf:2: jailer_uid_base: 1000 is out of range");
+    expect_error("jailer_chroot_base = \"jail\";", "t.conf:1: jailer_chroot_base: 'jail' must be an absolute path");
+    expect_error("jailer_chroot_base = \"/\";", "jailer_chroot_base: '/' must be an absolute path below /");
+}
+END_TEST
+
 START_TEST(plugin_group_for_disabled_plugin_is_unknown)
 {
     expect_error("plugins = ( \"tap\" );\nnat = { uplink = \"eth0\"; };",
@@ -205,6 +242,8 @@ int main(void)
     tcase_add_test(tc, wrong_type);
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, rpc_group);
+    tcase_add_test(tc, helper_user);
+    tcase_add_test(tc, jailer_keys);
     tcase_add_test(tc, plugin_group_for_disabled_plugin_is_unknown);
     tcase_add_test(tc, plugin_group_check_keys);
     tcase_add_test(tc, size_parser);

@@ -101,6 +101,41 @@ START_TEST(no_fds_leak_into_the_child)
 }
 END_TEST
 
+/* The child as another uid, with exactly the descriptors it was given. */
+START_TEST(child_drops_to_uid_and_gets_passed_fds)
+{
+    char path[] = "/tmp/bgrunner-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "secret\n", 7), 7);
+    ck_assert_int_eq(fchown(fd, 65534, 65534), 0);
+    /* Placed on fds 4 and 5 although given in the other order. */
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const int pass[] = { devnull, fd };
+    const struct runner_child child = { .drop_privileges = true, .uid = 65534, .gid = 65534,
+                                        .pass_fds = pass, .n_pass_fds = 2 };
+    struct banger_run_result res = { .struct_size = sizeof(res) };
+    const char *id[] = { "sh", "-c", "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; "
+                         "cat /proc/self/fd/5; readlink /proc/self/fd/4; ls /proc/self/fd", NULL };
+    ck_assert_msg(runner_run_child(id, NULL, &child, &res, &e) == 0, "%s", e.msg);
+    char *want = NULL;
+    ck_assert_int_gt(asprintf(&want, "65534\n65534\n65534\nNoNewPrivs:\t1\nsecret\n/dev/null\n"
+                              "0\n1\n2\n3\n4\n5\n"), 0);
+    /* 3 is the fd ls reads the directory with (the status pipe closed on exec). */
+    ck_assert_msg(strcmp(res.out, want) == 0, "child said:\n%s", res.out);
+    free(want);
+    runner_result_clear(&res);
+    /* Root's files stay out of reach. */
+    const char *shadow[] = { "cat", "/etc/shadow", NULL };
+    ck_assert_int_lt(runner_run_child(shadow, NULL, &child, &res, &e), 0);
+    ck_assert_ptr_nonnull(strstr(e.msg, "Permission denied"));
+    runner_result_clear(&res);
+    close(devnull);
+    close(fd);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(explicit_environment)
 {
     setenv("BANGER_SECRET", "leak", 1);
@@ -159,6 +194,7 @@ int main(void)
     tcase_add_test(tc, timeout_kills_the_child_and_its_group);
     tcase_add_test(tc, stdin_is_fed);
     tcase_add_test(tc, no_fds_leak_into_the_child);
+    tcase_add_test(tc, child_drops_to_uid_and_gets_passed_fds);
     tcase_add_test(tc, explicit_environment);
     tcase_add_test(tc, hook_records_exact_argv);
     suite_add_tcase(s, tc);

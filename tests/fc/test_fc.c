@@ -19,6 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -847,6 +852,391 @@ START_TEST(test_guest_panic_is_quoted_when_the_vmm_exits)
 }
 END_TEST
 
+/* ---- under the jailer (tests/fcdouble/jailer-standin) ------------------ */
+
+#define T_JAIL_UID_BASE 1500000000u
+#define T_JAIL_UID (T_JAIL_UID_BASE + 3) /* + the VM's CID */
+
+static char t_jail_base[96];
+static char t_jail_top[160];
+static char t_jail_sock[200];
+
+/* Real files for everything the VMM opens: it checks them at PUT time
+ * (FC_DOUBLE_CHECK_PATHS) as the VM uid, inside its chroot. */
+static struct banger_vm *t_jail_vm(struct fc_driver *drv)
+{
+    static char kernel[128], initrd[128], rootfs[128], work[128], uds[128];
+    snprintf(t_jail_base, sizeof(t_jail_base), "%.*s/jail", (int)(strlen(t_state) - 6), t_state);
+    snprintf(t_jail_top, sizeof(t_jail_top), "%s/fc-double/" T_ID, t_jail_base);
+    snprintf(t_jail_sock, sizeof(t_jail_sock), "%s/root/run/api.sock", t_jail_top);
+    snprintf(kernel, sizeof(kernel), "%s/vmlinux", t_state);
+    snprintf(initrd, sizeof(initrd), "%s/initrd.img", t_state);
+    snprintf(rootfs, sizeof(rootfs), "%s/root.ext4", t_state);
+    snprintf(work, sizeof(work), "%s/work.ext4", t_state);
+    snprintf(uds, sizeof(uds), "%s/vsock.sock", t_run);
+    const char *files[] = { kernel, initrd, rootfs, work };
+    for (size_t i = 0; i < 4; i++) {
+        int fd = open(files[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, i < 2 ? 0644 : 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "x", 1), 1);
+        close(fd);
+    }
+    struct banger_vm_info info = {
+        .struct_size = sizeof(info), .vcpu = 1, .id = T_ID, .name = "web", .ip = "172.29.0.2",
+        .mac = "06:00:ac:1d:00:02", .gateway = "172.29.0.1", .prefix_len = 24, .cid = 3,
+        .memory_mib = 256, .state_dir = t_state, .runtime_dir = t_run, .rootfs_path = rootfs,
+        .kernel_path = kernel, .initrd_path = initrd, .bridge = "br-banger",
+    };
+    struct banger_vm *vm = NULL;
+    struct banger_error e = { 0 };
+    ck_assert_msg(bg_vm_new(&info, &vm, &e) == 0, "%s", bg_error_text(&e));
+    const struct banger_host_api *h = bg_host_api();
+    struct banger_drive rd = { .struct_size = sizeof(rd), .is_root_device = true,
+                               .drive_id = BANGER_DRIVE_ROOT, .path_on_host = rootfs };
+    struct banger_drive wd = { .struct_size = sizeof(wd), .drive_id = BANGER_DRIVE_WORK,
+                               .path_on_host = work };
+    ck_assert_int_eq(h->add_drive(vm, &rd, &e), 0);
+    ck_assert_int_eq(h->add_drive(vm, &wd, &e), 0);
+    ck_assert_int_eq(h->set_vsock(vm, 3, uds, &e), 0);
+    *drv = (struct fc_driver){ .firecracker_bin = FC_DOUBLE, .stop_grace_ms = 60000,
+                               .jailer_bin = JAILER_STANDIN, .jail_base = t_jail_base,
+                               .jail_uid_base = T_JAIL_UID_BASE };
+    setenv("FC_DOUBLE_CHECK_PATHS", "1", 1);
+    return vm;
+}
+
+/* "Uid:" or "Gid:" of /proc/<pid>/status: real and effective both `want`? */
+static bool t_proc_ids_are(pid_t pid, const char *field, unsigned long want)
+{
+    char path[64], line[256];
+    bool ok = false;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long real, eff;
+        if (strncmp(line, field, n) == 0 && sscanf(line + n, " %lu %lu", &real, &eff) == 2)
+            ok = real == want && eff == want;
+    }
+    fclose(f);
+    return ok;
+}
+
+/* Is anything mounted at or below `dir` in our mount namespace? */
+static bool t_mounted_below(const char *dir)
+{
+    char *text = NULL;
+    struct banger_error e = { 0 };
+    ck_assert_int_eq(fs_read_all("/proc/self/mountinfo", 1 << 22, &text, NULL, &e), 0);
+    bool found = strstr(text, dir) != NULL;
+    free(text);
+    return found;
+}
+
+START_TEST(test_jailed_vmm_runs_unprivileged_in_its_chroot)
+{
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    t_launch(&drv, vm);
+    pid_t pid = vm->vmm_pid;
+
+    /* Not root: the VM's own uid and gid, no groups. */
+    ck_assert_msg(t_proc_ids_are(pid, "Uid:", T_JAIL_UID), "VMM pid %d is not uid %u", (int)pid,
+                  T_JAIL_UID);
+    ck_assert(t_proc_ids_are(pid, "Gid:", T_JAIL_UID));
+    /* Its root is the jail, which holds the copied binary and its devices. */
+    char path[256], jail_root[200];
+    snprintf(jail_root, sizeof(jail_root), "%s/root", t_jail_top);
+    struct stat proc_root, jail;
+    snprintf(path, sizeof(path), "/proc/%d/root/", (int)pid);
+    ck_assert_int_eq(stat(path, &proc_root), 0);
+    ck_assert_int_eq(stat(jail_root, &jail), 0);
+    ck_assert(proc_root.st_dev == jail.st_dev && proc_root.st_ino == jail.st_ino);
+    snprintf(path, sizeof(path), "%s/fc-double", jail_root);
+    ck_assert(t_exists(path));
+    snprintf(path, sizeof(path), "%s/dev/net/tun", jail_root);
+    struct stat tun;
+    ck_assert_int_eq(stat(path, &tun), 0);
+    ck_assert(S_ISCHR(tun.st_mode) && tun.st_uid == T_JAIL_UID);
+    /* Nobody else can look inside. */
+    snprintf(path, sizeof(path), "%s/fc-double", t_jail_base);
+    ck_assert_int_eq(stat(path, &jail), 0);
+    ck_assert_int_eq(jail.st_mode & 0777, 0700);
+    ck_assert_int_eq(jail.st_uid, 0);
+
+    /* The double got paths inside the chroot, and could open them there. */
+    char *rec = t_recorded();
+    ck_assert_msg(strstr(rec, "\"kernel_image_path\":\"/vmlinux\",\"initrd_path\":\"/initrd\""),
+                  "%s", rec);
+    ck_assert_ptr_nonnull(strstr(rec, "\"path_on_host\":\"/drive-root\""));
+    ck_assert_ptr_nonnull(strstr(rec, "\"path_on_host\":\"/drive-work\""));
+    ck_assert_ptr_nonnull(strstr(rec, "\"uds_path\":\"/run/vsock.sock\""));
+    ck_assert_ptr_nonnull(strstr(rec, "PUT /actions {\"action_type\":\"InstanceStart\"}"));
+    ck_assert_ptr_null(strstr(rec, t_state));
+    free(rec);
+    /* The writable disks are the VM uid's; the API socket is in the jail, the
+     * vsock socket reachable at its usual host path. */
+    snprintf(path, sizeof(path), "%s/work.ext4", t_state);
+    struct stat disk;
+    ck_assert_int_eq(stat(path, &disk), 0);
+    ck_assert_int_eq(disk.st_uid, T_JAIL_UID);
+    ck_assert_int_eq(fc_find_pid(t_jail_sock, 0), pid);
+    ck_assert_str_eq(bg_vm_get_handle(vm, FC_HANDLE_API_SOCK), t_jail_sock);
+    ck_assert_str_eq(bg_vm_get_handle(vm, FC_HANDLE_JAIL_DIR), t_jail_top);
+    struct stat run_dir;
+    snprintf(path, sizeof(path), "%s/root/run", t_jail_top);
+    ck_assert_int_eq(stat(path, &run_dir), 0);
+    ck_assert_int_eq(run_dir.st_uid, T_JAIL_UID);
+    ck_assert_int_eq(run_dir.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/vsock.sock", t_run);
+    struct stat vs;
+    ck_assert_int_eq(stat(path, &vs), 0); /* through the symlink, the VMM's socket */
+    ck_assert(S_ISSOCK(vs.st_mode) && vs.st_uid == T_JAIL_UID);
+
+    /* After a restart: found again by its socket and recorded uid. */
+    bg_vm_free(vm);
+    vm = t_jail_vm(&drv);
+    ck_assert_int_eq(fc_adopt(vm), pid);
+
+    /* Stop removes the jail: no mount, no tree, no symlink; the runtime dir stays root's. */
+    ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(fc_pid_exited(pid));
+    ck_assert(!t_exists(t_jail_top));
+    snprintf(path, sizeof(path), "%s/fc-double", t_jail_base);
+    ck_assert(!t_exists(path)); /* its last jail gone, the exec dir too */
+    ck_assert(!t_mounted_below(t_jail_base));
+    snprintf(path, sizeof(path), "%s/vsock.sock", t_run);
+    ck_assert(!t_exists(path));
+    struct stat run;
+    ck_assert_int_eq(stat(t_run, &run), 0);
+    ck_assert_int_eq(run.st_uid, 0);
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_JAIL_DIR));
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_JAIL_UID));
+    /* The disk itself is untouched by the removal of its link. */
+    snprintf(path, sizeof(path), "%s/work.ext4", t_state);
+    ck_assert(t_exists(path));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
+/* A failure at any launch step, then the engine's undo: nothing is left. */
+START_TEST(test_jailed_launch_fault_leaves_nothing)
+{
+    static const char *const points[] = { "fc.configure", "fc.start" };
+    for (size_t i = 0; i < 2; i++) {
+        struct fc_driver drv;
+        struct banger_vm *vm = t_jail_vm(&drv);
+        struct banger_error e = { 0 };
+        setenv("BANGER_FAULTS", points[i], 1);
+        ck_assert_int_eq(fc_launch(&drv, vm, &e), -EIO);
+        pid_t pid = vm->vmm_pid;
+        ck_assert_int_gt(pid, 0);
+        ck_assert(t_exists(t_jail_top));
+        ck_assert_msg(fc_kill(vm, 0, &e) == 0, "%s", bg_error_text(&e));
+        ck_assert(fc_pid_exited(pid));
+        ck_assert(!t_exists(t_jail_top));
+        ck_assert(!t_mounted_below(t_jail_base));
+        ck_assert(!t_exists(t_jail_sock));
+        ck_assert(!t_exists(vm->contrib.vsock_uds));
+        bg_vm_free(vm);
+    }
+    /* The jailer itself refuses: no VMM, and undo still clears the jail. */
+    setenv("BANGER_FAULTS", "", 1);
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    const char *const bad[] = { "--no-such-flag", NULL };
+    drv.extra_args = bad;
+    ck_assert_int_lt(fc_launch(&drv, vm, &e), 0);
+    ck_assert_msg(fc_kill(vm, 0, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(!t_exists(t_jail_top));
+    ck_assert(!t_mounted_below(t_jail_base));
+    bg_vm_free(vm);
+    unsetenv("BANGER_FAULTS");
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
+/* Without CAP_NET_ADMIN the jailed VMM can attach only to a TAP it owns: the
+ * VM's TAP is given to the VM uid for the run and back to root at stop. In a
+ * network namespace of this test only. */
+static int t_attach_tap_as(const char *dev, uid_t uid)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+            _exit(126);
+        struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        _exit(fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(test_jailed_vmm_owns_its_tap_only_while_it_runs)
+{
+    ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "bgjail0");
+    ck_assert_int_eq(ioctl(fd, TUNSETIFF, &ifr), 0);
+    ck_assert_int_eq(ioctl(fd, TUNSETPERSIST, 1), 0);
+    close(fd);
+
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    struct banger_net_iface net = { .struct_size = sizeof(net), .iface_id = "eth0",
+                                    .host_dev_name = "bgjail0", .guest_mac = "06:00:ac:1d:00:02" };
+    ck_assert_int_eq(bg_host_api()->set_net_iface(vm, &net, &e), 0);
+    t_launch(&drv, vm);
+    ck_assert_int_eq(t_attach_tap_as("bgjail0", T_JAIL_UID), 0);
+    ck_assert_int_eq(t_attach_tap_as("bgjail0", T_JAIL_UID + 1), 1);
+    ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert_int_eq(t_attach_tap_as("bgjail0", T_JAIL_UID), 1);
+    ck_assert_ptr_null(bg_vm_get_handle(vm, FC_HANDLE_JAIL_TAP));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
+/* A block device (a dm snapshot in production; a loop device node here)
+ * becomes a node of the jail's own with the same dev_t, the VM uid's; the
+ * host's node is not touched. */
+START_TEST(test_jailed_block_device_is_a_node_in_the_jail)
+{
+    struct stat host_before, host_after, node;
+    ck_assert_int_eq(stat("/dev/loop0", &host_before), 0);
+    ck_assert(S_ISBLK(host_before.st_mode));
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    struct banger_drive dev = { .struct_size = sizeof(dev), .drive_id = "scratch",
+                                .path_on_host = "/dev/loop0" };
+    ck_assert_int_eq(bg_host_api()->add_drive(vm, &dev, &e), 0);
+    t_launch(&drv, vm); /* the double opened /drive-scratch as the VM uid */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/root/drive-scratch", t_jail_top);
+    ck_assert_int_eq(stat(path, &node), 0);
+    ck_assert(S_ISBLK(node.st_mode));
+    ck_assert(node.st_rdev == host_before.st_rdev);
+    ck_assert_int_eq(node.st_uid, T_JAIL_UID);
+    ck_assert_int_eq(node.st_mode & 0777, 0600);
+    char *rec = t_recorded();
+    ck_assert_ptr_nonnull(strstr(rec, "\"path_on_host\":\"/drive-scratch\""));
+    free(rec);
+    ck_assert_int_eq(stat("/dev/loop0", &host_after), 0);
+    ck_assert_int_eq(host_after.st_uid, host_before.st_uid);
+    ck_assert_int_eq(host_after.st_mode, host_before.st_mode);
+    ck_assert_msg(fc_stop(&drv, vm, drv.stop_grace_ms, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(!t_exists(t_jail_top));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
+/* A chroot base others may write to could have its jails swapped: refused. */
+START_TEST(test_jail_base_writable_by_others_is_refused)
+{
+    struct fc_driver drv;
+    struct banger_vm *vm = t_jail_vm(&drv);
+    struct banger_error e = { 0 };
+    ck_assert_int_eq(mkdir(t_jail_base, 0777), 0);
+    ck_assert_int_eq(chmod(t_jail_base, 0777), 0);
+    ck_assert_int_eq(fc_launch(&drv, vm, &e), -EPERM);
+    ck_assert_msg(strstr(bg_error_text(&e), "must be root's and writable by root alone"), "%s",
+                  bg_error_text(&e));
+    ck_assert_int_eq(vm->vmm_pid, 0);
+    ck_assert_msg(fc_kill(vm, 0, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(!t_exists(t_jail_top));
+    bg_vm_free(vm);
+    unsetenv("FC_DOUBLE_CHECK_PATHS");
+}
+END_TEST
+
+/* The jail uid's listener counts only where root lent the directory. */
+START_TEST(test_jail_uid_listener_elsewhere_is_not_a_vmm)
+{
+    /* A process of the jail uid that binds a socket in a directory it owns
+     * but root did not lend (an ordinary writable parent) is not a VMM. */
+    char dir[128], sock[200];
+    snprintf(dir, sizeof(dir), "%.*s/open", (int)(strlen(t_state) - 6), t_state);
+    ck_assert_int_eq(mkdir(dir, 01777), 0);
+    ck_assert_int_eq(chmod(dir, 01777), 0);
+    char parent[128];
+    snprintf(parent, sizeof(parent), "%.*s", (int)(strlen(t_state) - 6), t_state);
+    ck_assert_int_eq(chmod(parent, 0711), 0);
+    ck_assert_int_eq(chmod(t_base, 0711), 0);
+    snprintf(sock, sizeof(sock), "%s/d/api.sock", dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (setgroups(0, NULL) < 0 || setgid(T_JAIL_UID) < 0 || setuid(T_JAIL_UID) < 0)
+            _exit(126);
+        char d[160];
+        snprintf(d, sizeof(d), "%s/d", dir);
+        if (mkdir(d, 0700) < 0)
+            _exit(125);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock) >= sizeof(sa.sun_path))
+            _exit(123);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+            _exit(124);
+        pause();
+        _exit(0);
+    }
+    for (int i = 0; i < T_WAIT_MS / 10 && !t_exists(sock); i++)
+        t_sleep_ms(10);
+    ck_assert(t_exists(sock));
+    ck_assert_int_eq(fc_find_pid(sock, pid), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    /* Even in a directory root did lend (root's closed parent), a listener of
+     * the jail uid that is not rooted in that jail is not the VMM. */
+    char lent_parent[128], lent[160], lent_sock[200];
+    snprintf(lent_parent, sizeof(lent_parent), "%.*s/lent", (int)(strlen(t_state) - 6), t_state);
+    snprintf(lent, sizeof(lent), "%s/run", lent_parent);
+    snprintf(lent_sock, sizeof(lent_sock), "%s/api.sock", lent);
+    ck_assert_int_eq(mkdir(lent_parent, 0755), 0);
+    ck_assert_int_eq(mkdir(lent, 0700), 0);
+    ck_assert_int_eq(chown(lent, T_JAIL_UID, T_JAIL_UID), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (setgroups(0, NULL) < 0 || setgid(T_JAIL_UID) < 0 || setuid(T_JAIL_UID) < 0)
+            _exit(126);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", lent_sock) >=
+            sizeof(sa.sun_path))
+            _exit(123);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+            _exit(124);
+        pause();
+        _exit(0);
+    }
+    for (int i = 0; i < T_WAIT_MS / 10 && !t_exists(lent_sock); i++)
+        t_sleep_ms(10);
+    ck_assert(t_exists(lent_sock));
+    ck_assert_int_eq(fc_find_pid(lent_sock, pid), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+END_TEST
+
 /* ---- main: run, then kill anything left under the base dir -------------- */
 
 static bool t_cmdline_mentions(pid_t pid, const char *needle)
@@ -877,12 +1267,23 @@ static void t_sweep(void)
         pid_t pid = (pid_t)atoi(de->d_name);
         if (pid <= 0 || pid == getpid())
             continue;
-        if (t_cmdline_mentions(pid, t_base)) {
+        if (t_cmdline_mentions(pid, t_base) || t_proc_ids_are(pid, "Uid:", T_JAIL_UID)) {
             fprintf(stderr, "test_fc: killing leftover pid %d\n", (int)pid);
             kill(pid, SIGKILL);
         }
     }
     closedir(d);
+}
+
+static void t_unmount_below(const char *dir)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096], point[4096];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && strstr(point, dir) == point)
+            umount2(point, MNT_DETACH);
+    if (f)
+        fclose(f);
 }
 
 static int t_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -933,6 +1334,12 @@ int main(void)
     tcase_add_test(tc, test_image_manifest_asks_for_a_newer_firecracker);
     tcase_add_test(tc, test_version_is_cached_until_the_binary_changes);
     tcase_add_test(tc, test_guest_panic_is_quoted_when_the_vmm_exits);
+    tcase_add_test(tc, test_jailed_vmm_runs_unprivileged_in_its_chroot);
+    tcase_add_test(tc, test_jailed_launch_fault_leaves_nothing);
+    tcase_add_test(tc, test_jail_uid_listener_elsewhere_is_not_a_vmm);
+    tcase_add_test(tc, test_jailed_vmm_owns_its_tap_only_while_it_runs);
+    tcase_add_test(tc, test_jail_base_writable_by_others_is_refused);
+    tcase_add_test(tc, test_jailed_block_device_is_a_node_in_the_jail);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);
@@ -943,6 +1350,9 @@ int main(void)
     t_sweep();
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
         ;
+    /* A jail a failed test left bound must not lead the removal into the
+     * runtime dir through its bind. */
+    t_unmount_below(t_base);
     nftw(t_base, t_rm, 16, FTW_DEPTH | FTW_PHYS);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

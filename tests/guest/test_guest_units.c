@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "guest/guest.h"
+#include "host/host.h"
+#include "host/vm.h"
 #include "runner/runner.h"
 #include "util/fs.h"
 
@@ -124,11 +126,17 @@ START_TEST(test_setup_and_inject)
     close(fd);
     const char *const mkfs[] = { "mkfs.ext4", "-q", "-F", disk, NULL };
     ck_assert_msg(runner_run(mkfs, NULL, NULL, &err) == 0, "%s", err.msg);
-    /* Twice: the second boot replaces the file. */
-    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAold banger\n", tmp, &err) == 0, "%s",
-                  err.msg);
-    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAnew banger\n", tmp, &err) == 0, "%s",
-                  err.msg);
+    /* Twice: the second boot replaces the file. As the daemon does it: as
+     * nobody, the disk root's 0600 in a root-only directory. */
+    const struct guest_inject_as nobody = { .drop_privileges = true, .uid = 65534, .gid = 65534 };
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAold banger\n", &nobody, &err) == 0,
+                  "%s", err.msg);
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAnew banger\n", &nobody, &err) == 0,
+                  "%s", err.msg);
+    /* The disk was only lent: root's again, mode unchanged. */
+    ck_assert_int_eq(stat(disk, &st1), 0);
+    ck_assert_int_eq(st1.st_uid, 0);
+    ck_assert_int_eq(st1.st_mode & 07777, 0600);
     char *text = units_debugfs(disk, "cat /.ssh/authorized_keys");
     ck_assert_str_eq(text, "ssh-ed25519 AAAAnew banger\n");
     free(text);
@@ -145,20 +153,141 @@ START_TEST(test_setup_and_inject)
     /* The file system stays clean (lesson: modes carry the type bits). */
     const char *const fsck[] = { "e2fsck", "-fn", disk, NULL };
     ck_assert_msg(runner_run(fsck, NULL, NULL, &err) == 0, "%s", err.msg);
-    /* The scratch copy of the key is gone. */
+    /* No copy of the key was left beside the disk (it went by memfd). */
     char *scratch = fs_join(tmp, "authorized_keys.tmp");
     ck_assert_int_ne(access(scratch, F_OK), 0);
     free(scratch);
     /* An owner's key and root's: both lines, nothing else. */
     ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAowner banger-uid-1001\n\n"
-                                         "ssh-ed25519 AAAAroot banger\n", tmp, &err) == 0,
+                                         "ssh-ed25519 AAAAroot banger\n", &nobody, &err) == 0,
                   "%s", err.msg);
     text = units_debugfs(disk, "cat /.ssh/authorized_keys");
     ck_assert_str_eq(text, "ssh-ed25519 AAAAowner banger-uid-1001\nssh-ed25519 AAAAroot banger\n");
     free(text);
-    ck_assert_int_eq(guest_inject_key(disk, "not a key\n", tmp, &err), -EINVAL);
+    ck_assert_int_eq(guest_inject_key(disk, "not a key\n", &nobody, &err), -EINVAL);
     /* Not an ext4 image: a clear failure. */
-    ck_assert_int_lt(guest_inject_key(tmp, "ssh-ed25519 AAAA\n", tmp, &err), 0);
+    ck_assert_int_lt(guest_inject_key(tmp, "ssh-ed25519 AAAA\n", &nobody, &err), 0);
+    free(disk);
+}
+END_TEST
+
+/* A hostile disk may take over debugfs: what it then runs as, and what it
+ * can reach. A stand-in debugfs records its uid and whether the disk is
+ * readable by path, then runs the real one. */
+/* A stand-in debugfs in a fresh dir others may search: it appends `id -u`,
+ * `id -G` and whether it can read `disk` by path to the returned log. */
+static char *units_recording_debugfs(const char *disk, char *bin, char **log)
+{
+    struct banger_error err = { 0 };
+    ck_assert_ptr_nonnull(mkdtemp(bin));
+    ck_assert_int_eq(chmod(bin, 0755), 0);
+    *log = fs_join(bin, "debugfs.log");
+    char *wrapper = fs_join(bin, "debugfs");
+    int fd = open(*log, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fchmod(fd, 0666), 0);
+    close(fd);
+    char *text = NULL;
+    ck_assert_int_gt(asprintf(&text,
+                              "#!/bin/sh\n"
+                              "{ id -u; id -G; cat '%s' >/dev/null 2>&1 && echo read-by-path; } >>'%s'\n"
+                              "exec debugfs \"$@\"\n", disk, *log), 0);
+    ck_assert_int_eq(fs_write_atomic(wrapper, text, strlen(text), 0755, &err), 0);
+    free(text);
+    return wrapper;
+}
+
+static int units_inner_launch(void *ctx, struct banger_vm *vm, struct banger_error *err)
+{
+    (void)vm;
+    (void)err;
+    *(int *)ctx += 1;
+    return 0;
+}
+
+/* The daemon's default without a banger-helper user: each VM's injection
+ * runs as a uid of that VM's own (base + CID), which no other process has. */
+START_TEST(test_launch_injects_as_the_vms_own_uid)
+{
+    struct banger_error err = { 0 };
+    ck_assert_msg(guest_ssh_setup(tmp, 0, &err) == 0, "%s", err.msg);
+    char *disk = fs_join(tmp, "work.ext4");
+    int fd = open(disk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+    const char *const mkfs[] = { "mkfs.ext4", "-q", "-F", disk, NULL };
+    ck_assert_msg(runner_run(mkfs, NULL, NULL, &err) == 0, "%s", err.msg);
+    char bin[] = "/tmp/bgguest-bin-XXXXXX";
+    char *log = NULL;
+    char *wrapper = units_recording_debugfs(disk, bin, &log);
+
+    char *vm_state = fs_join(tmp, "vm");
+    ck_assert_int_eq(mkdir(vm_state, 0700), 0);
+    struct banger_vm_info info = { .struct_size = sizeof(info), .vcpu = 1, .id = "0123456789ab",
+                                   .name = "web", .cid = 7, .state_dir = vm_state,
+                                   .runtime_dir = vm_state };
+    struct banger_vm *vm = NULL;
+    ck_assert_msg(bg_vm_new(&info, &vm, &err) == 0, "%s", err.msg);
+    struct banger_drive work = { .struct_size = sizeof(work), .drive_id = GUEST_WORK_DRIVE_ID,
+                                 .path_on_host = disk };
+    ck_assert_int_eq(bg_host_api()->add_drive(vm, &work, &err), 0);
+
+    int launched = 0;
+    struct engine_launch_ops ops = { .ctx = &launched, .launch = units_inner_launch };
+    struct guest_launch gl;
+    const struct guest_inject_as as = { .drop_privileges = true, .per_vm_uid_base = 1500000000u,
+                                        .debugfs = wrapper };
+    guest_launch_wrap(&gl, tmp, NULL, &as, &ops);
+    ck_assert_msg(ops.launch(ops.ctx, vm, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(launched, 1);
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(fs_read_all(log, 1 << 16, &text, &len, &err), 0);
+    ck_assert_str_eq(text, "1500000007\n1500000007\n1500000007\n1500000007\n"
+                           "1500000007\n1500000007\n");
+    free(text);
+    guest_launch_done(&gl);
+    bg_vm_free(vm);
+    fs_remove_tree(bin, &err);
+    free(vm_state);
+    free(log);
+    free(wrapper);
+    free(disk);
+}
+END_TEST
+
+START_TEST(test_debugfs_unprivileged)
+{
+    struct banger_error err = { 0 };
+    char *disk = fs_join(tmp, "work.ext4");
+    int fd = open(disk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+    const char *const mkfs[] = { "mkfs.ext4", "-q", "-F", disk, NULL };
+    ck_assert_msg(runner_run(mkfs, NULL, NULL, &err) == 0, "%s", err.msg);
+
+    char bin[] = "/tmp/bgguest-bin-XXXXXX";
+    char *log = NULL;
+    char *wrapper = units_recording_debugfs(disk, bin, &log);
+    char *text = NULL;
+
+    const struct guest_inject_as as = { .drop_privileges = true, .uid = 65534, .gid = 65534,
+                                        .debugfs = wrapper };
+    ck_assert_msg(guest_inject_key(disk, "ssh-ed25519 AAAAx banger\n", &as, &err) == 0, "%s",
+                  err.msg);
+    size_t len = 0;
+    ck_assert_int_eq(fs_read_all(log, 1 << 16, &text, &len, &err), 0);
+    /* stat, write, read-back: three runs, each as 65534 with no other group. */
+    ck_assert_str_eq(text, "65534\n65534\n65534\n65534\n65534\n65534\n");
+    free(text);
+    text = units_debugfs(disk, "cat /.ssh/authorized_keys");
+    ck_assert_str_eq(text, "ssh-ed25519 AAAAx banger\n");
+    free(text);
+    fs_remove_tree(bin, &err);
+    free(log);
+    free(wrapper);
     free(disk);
 }
 END_TEST
@@ -211,6 +340,8 @@ int main(void)
     tcase_add_test(tc, test_pin_change_forget);
     tcase_add_test(tc, test_setup_and_inject);
     tcase_add_test(tc, test_key_per_uid);
+    tcase_add_test(tc, test_debugfs_unprivileged);
+    tcase_add_test(tc, test_launch_injects_as_the_vms_own_uid);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

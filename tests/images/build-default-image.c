@@ -68,14 +68,9 @@ static int helper_inject_key(const char *disk, const char *pubkey_file)
 {
     struct banger_error err = { 0 };
     char *key = NULL;
-    char scratch[] = "/tmp/banger-inject-XXXXXX";
     int r = fs_read_all(pubkey_file, 1 << 16, &key, NULL, &err);
-    if (r == 0 && !mkdtemp(scratch))
-        r = bg_fail_errno(&err, -errno, "mkdtemp");
-    if (r == 0) {
-        r = guest_inject_key(disk, key, scratch, &err);
-        rmdir(scratch);
-    }
+    if (r == 0)
+        r = guest_inject_key(disk, key, NULL, &err);
     if (r < 0)
         fprintf(stderr, "build-default-image: %s\n", err.msg);
     free(key);
