@@ -233,7 +233,11 @@ int tap_dev_create(const char *name, char *why, size_t why_len)
         tap_nl_fail(why, why_len, r, name);
         goto cleanup;
     }
-    if (ioctl(fd, TUNSETPERSIST, 1) < 0) {
+    /* A persistent TAP with neither owner nor group may be attached by any
+     * local user (the kernel then asks for no CAP_NET_ADMIN): make it root's,
+     * so that only root, or a jailed VMM it is lent to, can open it. */
+    if (ioctl(fd, TUNSETOWNER, 0UL) < 0 || ioctl(fd, TUNSETGROUP, 0UL) < 0 ||
+        ioctl(fd, TUNSETPERSIST, 1) < 0) {
         r = -errno;
         tap_nl_fail(why, why_len, r, name);
     }

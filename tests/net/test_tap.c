@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <grp.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CONF_TAP(pool) "plugins = (\"tap\"); tap = { pool_size = " #pool "; };"
@@ -315,6 +317,46 @@ START_TEST(test_no_net_admin)
 }
 END_TEST
 
+/* A pooled TAP waits on the bridge for its VM: a local user must not be able
+ * to attach to it (and so sniff or send as the next VM). */
+START_TEST(test_pool_taps_are_roots)
+{
+    struct net_fixture f;
+
+    net_private();
+    net_fixture_up(&f, CONF_TAP(1), only_tap);
+    ck_assert_msg(net_wait_pool("bgtap", "br-banger", 1), "pool never reached 1 TAP");
+    char name[IFNAMSIZ] = "";
+    for (int i = 0; i < 64 && !name[0]; i++) {
+        char cand[IFNAMSIZ];
+        snprintf(cand, sizeof(cand), "bgtap%d", i);
+        if (if_nametoindex(cand) != 0)
+            memcpy(name, cand, sizeof(name));
+    }
+    ck_assert_msg(name[0], "no pooled TAP found");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* As nobody, with no capabilities: open the TAP as a VMM would. */
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(2);
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            _exit(3);
+        struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+        memcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+        _exit(ioctl(fd, TUNSETIFF, &ifr) == 0 ? 0 : errno == EPERM ? 1 : 4);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "uid 65534 attaching to %s: exit %d (0: attached, 1: EPERM as wanted)", name,
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    net_fixture_down(&f);
+}
+END_TEST
+
 static Suite *tap_suite(void)
 {
     Suite *s = suite_create("tap");
@@ -332,6 +374,7 @@ static Suite *tap_suite(void)
     tcase_add_test(tc, test_reaper);
     tcase_add_test(tc, test_bridge_name_taken);
     tcase_add_test(tc, test_no_net_admin);
+    tcase_add_test(tc, test_pool_taps_are_roots);
     suite_add_tcase(s, tc);
     return s;
 }
