@@ -14,6 +14,11 @@
 
 #define BANGER_DEFAULT_CONFIG SYSCONFDIR "/banger/banger.conf"
 
+/* console_log_max_bytes: default and bounds. */
+#define BG_CONSOLE_LOG_MAX_DEFAULT (4ull << 20)
+#define BG_CONSOLE_LOG_MAX_MIN (64ull << 10)
+#define BG_CONSOLE_LOG_MAX_MAX (1ull << 30)
+
 /* A group of the config file as plugins see it. setting is NULL for a group
  * the operator did not write (all getters then report -ENOENT). */
 struct banger_cfg {
@@ -34,6 +39,7 @@ struct bg_config {
     const char *plugin_dir;
     int log_level;
     int stop_grace_ms;       /* SendCtrlAltDel -> SIGKILL window */
+    uint64_t console_log_max_bytes; /* per-VM console ring (two files of half each) */
 
     char **plugins;          /* operator's selection, in start order */
     size_t n_plugins;

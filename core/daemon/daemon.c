@@ -112,6 +112,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
     d.fc = (struct fc_driver){
         .firecracker_bin = cfg->firecracker_bin,
         .stop_grace_ms = cfg->stop_grace_ms,
+        .console_log_max_bytes = cfg->console_log_max_bytes,
     };
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .kill = daemon_vmm_kill };
     fc_driver_launch_ops(&d.fc, &vmm.launch);

@@ -129,6 +129,8 @@ void e2e_start_daemon(struct e2e *t)
             dup2(fd, 2);
         }
         setenv("FC_DOUBLE_RECORD", t->record, 1);
+        /* The uninstalled console log writer (core/fc/fc_console_log.c). */
+        setenv("BANGER_CONSOLE_LOG", TOP_BUILDDIR "/core/console/banger-console-log", 0);
         execl(BANGERD, "bangerd", "--config", t->config, (char *)NULL);
         _exit(127);
     }
