@@ -155,6 +155,10 @@ int fc_console_log_start(const struct fc_driver *drv, struct banger_vm *vm, int 
                           "it)", bin);
         goto cleanup;
     }
+    /* Two writers on one ring would interleave: end one a crash left behind. */
+    r = fc_console_log_stop(vm, err);
+    if (r < 0)
+        goto cleanup;
     r = fc_console_ring_open(vm->info.state_dir, true, &ring, err);
     if (r < 0)
         goto cleanup;

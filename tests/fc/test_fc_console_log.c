@@ -479,6 +479,33 @@ static void t_sweep(void)
         closedir(d);
 }
 
+/* A writer left over from a crash (its pipe still held open) would
+ * interleave with the new one on the same ring: start ends it first. */
+START_TEST(test_start_ends_a_stale_writer)
+{
+    struct fc_driver drv = { .firecracker_bin = FC_DOUBLE, .console_log_max_bytes = T_CAP };
+    struct banger_vm *vm = t_vm();
+    struct banger_error e = { 0 };
+    int in = -1;
+    char text[24];
+    pid_t stale = t_writer(T_CAP, &in);
+    snprintf(text, sizeof(text), "%d", (int)stale);
+    ck_assert_int_eq(bg_vm_set_handle(vm, FC_HANDLE_CONSOLE_PID, text, &e), 0);
+    for (int waited = 0; fc_console_log_pid(vm) != stale && waited < T_WAIT_MS; waited += 10)
+        t_sleep_ms(10);
+    t_launch(&drv, vm);
+    int status = 0;
+    ck_assert_int_eq(waitpid(stale, &status, 0), stale);
+    pid_t w = fc_console_log_pid(vm);
+    ck_assert_int_gt(w, 0);
+    ck_assert_int_ne(w, stale);
+    ck_assert_msg(fc_kill(vm, SIGKILL, &e) == 0, "%s", bg_error_text(&e));
+    ck_assert(t_exited(w));
+    close(in);
+    bg_vm_free(vm);
+}
+END_TEST
+
 static int t_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -510,6 +537,7 @@ int main(void)
     tcase_add_test(tc, test_flooding_guest_stays_within_the_cap);
     tcase_add_test(tc, test_stop_signals_only_the_writer);
     tcase_add_test(tc, test_stop_kills_a_writer_whose_pipe_stays_open);
+    tcase_add_test(tc, test_start_ends_a_stale_writer);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);
