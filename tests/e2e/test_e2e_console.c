@@ -188,6 +188,43 @@ START_TEST(writer_survives_daemon_kill_and_ends_at_stop)
 }
 END_TEST
 
+/* A VMM that died while the daemon was down: reconcile tears the VM down
+ * from its handles, the console writer's included. */
+START_TEST(reconcile_leaves_no_writer_of_a_dead_vmm)
+{
+    e2e_start_daemon(&t);
+    e2e_register_default_image(&t);
+    char *id = create("web");
+    ck_assert_int_eq(e2e_live_console_writers(&t, NULL), 1);
+    cJSON *r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show");
+    pid_t vmm = (pid_t)cJSON_GetObjectItem(e2e_result(r), "pid")->valueint;
+    cJSON_Delete(r);
+    ck_assert_int_gt(vmm, 0);
+
+    e2e_stop_daemon(&t, SIGKILL);
+    ck_assert_int_eq(kill(vmm, SIGKILL), 0);
+    for (int waited = 0; e2e_live_vmms(&t) > 0 && waited < WAIT_MS; waited += 20)
+        sleep_ms(20);
+    e2e_start_daemon(&t);
+    ck_assert_int_eq(e2e_live_console_writers(&t, NULL), 0);
+    char *path = NULL, *handles = NULL;
+    ck_assert_int_gt(asprintf(&path, "%s/vms/%s/handles.json", t.state_dir, id), 0);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        handles = calloc(1, 65536);
+        ck_assert_uint_lt(fread(handles, 1, 65535, f), 65535);
+        fclose(f);
+        ck_assert_msg(!strstr(handles, "fc.console_pid"), "%s", handles);
+    }
+    r = ok(e2e_rpc(&t, "vm.show", "{\"vm\":\"web\"}"), "show after");
+    ck_assert_str_eq(str(e2e_result(r), "state"), "stopped");
+    cJSON_Delete(r);
+    free(handles);
+    free(path);
+    free(id);
+}
+END_TEST
+
 /* A console that retitles the terminal, clears it, and carries a NUL. */
 START_TEST(vm_logs_escapes_the_console_unless_raw)
 {
@@ -243,6 +280,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, flooding_guest_cannot_fill_the_disk);
     tcase_add_test(tc, writer_survives_daemon_kill_and_ends_at_stop);
+    tcase_add_test(tc, reconcile_leaves_no_writer_of_a_dead_vmm);
     tcase_add_test(tc, vm_logs_escapes_the_console_unless_raw);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
