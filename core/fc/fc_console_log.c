@@ -278,15 +278,20 @@ int fc_console_log_stop(struct banger_vm *vm, struct banger_error *err)
     if (stat(path, &log) < 0 || !fc_console_is_writer(pid, &log))
         goto forget;
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    /* The pidfd pins the process: look again, the pid may have been recycled. */
-    if (pidfd < 0 || !fc_console_is_writer(pid, &log))
+    if (pidfd < 0 && errno == ESRCH)
+        goto forget;
+    /* The pidfd pins the process: look again, the pid may have been recycled
+     * (without pidfds, as in fc_proc.c, this look is all there is). */
+    if (!fc_console_is_writer(pid, &log))
         goto forget;
     if (fc_console_wait(pidfd, pid, FC_CONSOLE_DRAIN_MS))
         goto forget;
     /* Something else still holds the VMM's stdout open; do not wait for it. */
     bg_log(BANGER_LOG_INFO, vm->info.id, "console log writer pid %d still runs after the VMM; "
            "killing it", (int)pid);
-    if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) {
+    int s = pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0)
+                       : kill(pid, SIGKILL);
+    if (s < 0 && errno != ESRCH) {
         r = bg_fail_errno(err, -errno, "console log: kill writer pid %d", (int)pid);
         goto cleanup;
     }
