@@ -673,6 +673,31 @@ START_TEST(test_console_flood)
 }
 END_TEST
 
+/* An endless flood runs until its reader goes away; the VMM lives on. */
+START_TEST(test_console_flood_endless)
+{
+	const char *env[] = { "FC_DOUBLE_CONSOLE_FLOOD=endless", NULL };
+	static char buf[65536];
+	long long got = 0;
+	int out[2];
+
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	t_start_out(NULL, env, out[1]);
+	close(out[1]);
+	t_boot(false);
+	while (got < 4 * 1024 * 1024) {
+		ssize_t n = read(out[0], buf, sizeof(buf));
+		ck_assert_int_gt(n, 0);
+		got += n;
+	}
+	close(out[0]);
+	t_sleep_ms(100);
+	char *state = t_get_state();
+	ck_assert_str_eq(state, "Running");
+	free(state);
+}
+END_TEST
+
 START_TEST(test_malformed_http)
 {
 	static const char *const bad[] = {
@@ -945,6 +970,7 @@ static Suite *t_suite(void)
 	tcase_add_test(tc, test_vsock_refused);
 	tcase_add_test(tc, test_vsock_path_exists);
 	tcase_add_test(tc, test_console_flood);
+	tcase_add_test(tc, test_console_flood_endless);
 	suite_add_tcase(s, tc);
 	return s;
 }
