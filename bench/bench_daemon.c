@@ -137,6 +137,7 @@ int main(int argc, char **argv)
     if (d == 0) {
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);
+        setenv("BANGER_CONSOLE_LOG", BUILDDIR "/core/console/banger-console-log", 0);
         execl(BUILDDIR "/core/bangerd", "bangerd", "--config", conf, (char *)NULL);
         _exit(127);
     }

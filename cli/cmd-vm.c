@@ -13,6 +13,7 @@
 
 #include "output.h"
 #include "store/names.h"
+#include "util/term_text.h"
 
 static const char vm_usage[] =
     "Usage: banger vm COMMAND [ARGS...]\n"
@@ -23,7 +24,7 @@ static const char vm_usage[] =
     "  prune [-f]\n"
     "  list (ls)\n"
     "  show NAME\n"
-    "  logs [-f] NAME\n"
+    "  logs [-f] [--raw] NAME\n"
     "  set NAME [--vcpu C] [--memory MiB]\n"
     "  ping|health|ports [--timeout MS] NAME...\n"
     "  ssh NAME | exec NAME -- CMD... | run [PATH] [-- CMD...]\n"
@@ -68,11 +69,14 @@ static const char vm_list_usage[] =
 static const char vm_show_usage[] = "Usage: banger vm show NAME\n\nShow one VM in detail.\n";
 
 static const char vm_logs_usage[] =
-    "Usage: banger vm logs [-f] NAME\n"
+    "Usage: banger vm logs [-f] [--raw] NAME\n"
     "\n"
-    "Print the VM's console and Firecracker log (the last 64 KiB).\n"
+    "Print the VM's console and Firecracker log (the last 64 KiB). Control bytes\n"
+    "(ESC, other C0 bytes except newline and tab, DEL, C1) and invalid UTF-8 are\n"
+    "shown as \\xNN, so guest output cannot drive the terminal.\n"
     "\n"
-    "  -f, --follow   keep printing new output until the VM stops or Ctrl-C\n";
+    "  -f, --follow   keep printing new output until the VM stops or Ctrl-C\n"
+    "  --raw          print the bytes exactly as the guest wrote them\n";
 
 static const char vm_set_usage[] =
     "Usage: banger vm set NAME [--vcpu C] [--memory MiB]\n"
@@ -405,27 +409,53 @@ static int vm_show(struct cli_ctx *ctx, int argc, char **argv)
     return cli_show(ctx, &show, argc, argv);
 }
 
+/* The bytes of one vm.logs reply: base64 "data_base64" (raw) or the
+ * daemon's escaped "data", escaped here again (a no-op on escaped text) so
+ * that no daemon can make this terminal obey guest bytes. */
+static void vm_logs_print(const cJSON *result, bool raw, bool *ret_got_data)
+{
+    const char *data = out_json_str(result, raw ? "data_base64" : "data");
+    char *bytes = NULL;
+    size_t len = 0;
+
+    *ret_got_data = data && *data;
+    if (!data)
+        return;
+    if (raw) {
+        if (bg_base64_decode(data, &bytes, &len) < 0) {
+            fprintf(stderr, "banger: vm logs: the daemon's data_base64 is not base64\n");
+            return;
+        }
+        fwrite(bytes, 1, len, stdout);
+    } else {
+        bytes = bg_term_escape(data, strlen(data), false, NULL);
+        fputs(bytes, stdout);
+    }
+    free(bytes);
+}
+
 /* One vm.logs call; prints the data and moves *offset on. */
-static int vm_logs_once(struct cli_ctx *ctx, const char *name, bool have_offset, double *offset,
-                        bool *ret_got_data)
+static int vm_logs_once(struct cli_ctx *ctx, const char *name, bool raw, bool have_offset,
+                        double *offset, bool *ret_got_data)
 {
     struct rpc_reply reply;
     cJSON *params = cli_params_str("vm", name);
-    const char *data;
 
     if (have_offset)
         cJSON_AddNumberToObject(params, "offset", *offset);
+    if (raw)
+        cJSON_AddBoolToObject(params, "raw", true);
     if (cli_call(ctx, "vm.logs", params, NULL, NULL, &reply) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
-    data = out_json_str(reply.result, "data");
-    *ret_got_data = data && *data;
     if (ctx->json) {
+        const char *data = out_json_str(reply.result, raw ? "data_base64" : "data");
         char *line = cJSON_PrintUnformatted(reply.result);
 
+        *ret_got_data = data && *data;
         printf("%s\n", line ? line : "null");
         free(line);
-    } else if (data) {
-        fputs(data, stdout);
+    } else {
+        vm_logs_print(reply.result, raw, ret_got_data);
     }
     fflush(stdout);
     out_json_num(reply.result, "offset", offset);
@@ -450,11 +480,13 @@ static int vm_logs(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "follow", no_argument, NULL, 'f' },
+        { "raw", no_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const struct timespec poll_interval = { .tv_sec = 0, .tv_nsec = 500 * 1000 * 1000 };
     bool follow = false;
+    bool raw = false;
     bool got_data;
     bool running = true;
     double offset = 0;
@@ -470,6 +502,10 @@ static int vm_logs(struct cli_ctx *ctx, int argc, char **argv)
             follow = true;
             continue;
         }
+        if (c == 'r') {
+            raw = true;
+            continue;
+        }
         return cli_getopt_error("vm logs", c, argv);
     }
     r = cli_one_name("vm logs", CLI_NAME_VM, argc, argv);
@@ -477,17 +513,17 @@ static int vm_logs(struct cli_ctx *ctx, int argc, char **argv)
         return r;
     name = argv[optind];
 
-    r = vm_logs_once(ctx, name, false, &offset, &got_data);
+    r = vm_logs_once(ctx, name, raw, false, &offset, &got_data);
     /* Follow until Ctrl-C (default SIGINT) or the VM is no longer running;
      * the state is only asked for when there was nothing new. */
     while (r == CLI_EXIT_OK && follow && running) {
         nanosleep(&poll_interval, NULL);
-        r = vm_logs_once(ctx, name, true, &offset, &got_data);
+        r = vm_logs_once(ctx, name, raw, true, &offset, &got_data);
         if (r == CLI_EXIT_OK && !got_data) {
             r = vm_is_running(ctx, name, &running);
             /* Whatever came between the last read and the stop. */
             if (r == CLI_EXIT_OK && !running)
-                r = vm_logs_once(ctx, name, true, &offset, &got_data);
+                r = vm_logs_once(ctx, name, raw, true, &offset, &got_data);
         }
     }
     return r;

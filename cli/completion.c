@@ -66,7 +66,7 @@ static const char completion_bash[] =
     "                    kill) opts=\"--signal\"; names=vm ;;\n"
     "                    prune) opts=\"-f --force\" ;;\n"
     "                    show) names=vm ;;\n"
-    "                    logs) opts=\"-f --follow\"; names=vm ;;\n"
+    "                    logs) opts=\"-f --follow --raw\"; names=vm ;;\n"
     "                    set) opts=\"--vcpu --memory\"; names=vm ;;\n"
     "                    ping|health|ports) opts=\"--timeout\"; names=vm ;;\n"
     "                    ssh|exec) names=vm ;;\n"

@@ -391,8 +391,9 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
 {
     static const char *const core_scalars[] = {
         "state_dir", "runtime_dir", "firecracker_bin", "log_level", "socket_group",
-        "plugin_dir", "plugins", "stop_grace_ms", "vm_defaults", "network", "rpc", "images",
-        "helper_user", "jailer_bin", "jailer_chroot_base", "jailer_uid_base", NULL,
+        "plugin_dir", "plugins", "stop_grace_ms", "console_log_max_bytes", "vm_defaults",
+        "network", "rpc", "images", "helper_user", "jailer_bin", "jailer_chroot_base",
+        "jailer_uid_base", NULL,
     };
     const struct banger_cfg *root = &(struct banger_cfg){
         .setting = config_root_setting(&c->lc), .name = "", .file = c->path };
@@ -474,6 +475,16 @@ static int config_validate(struct bg_config *c, struct banger_error *err)
     if (r < 0)
         return r;
     c->stop_grace_ms = (int)grace;
+
+    /* A guest writes its console as fast as it likes: the cap keeps it off the disk. */
+    r = bg_cfg_get_size(root, "console_log_max_bytes", &c->console_log_max_bytes, err);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    if (c->console_log_max_bytes < BG_CONSOLE_LOG_MAX_MIN ||
+        c->console_log_max_bytes > BG_CONSOLE_LOG_MAX_MAX)
+        return bg_cfg_fail(root, "console_log_max_bytes", err,
+                           "must be between 64K and 1G (got %llu bytes)",
+                           (unsigned long long)c->console_log_max_bytes);
 
     /* vm_defaults */
     const struct banger_cfg *vd = config_group(c, "vm_defaults");
@@ -561,6 +572,7 @@ static struct bg_config_priv *config_new(const char *path)
     c->rpc.send_timeout_ms = 5000;
     c->rpc.max_connections_per_uid = 32;
     c->rpc.shutdown_grace_ms = 3000;
+    c->console_log_max_bytes = BG_CONSOLE_LOG_MAX_DEFAULT;
     c->vm_defaults.vcpu = 2;
     c->vm_defaults.memory_mib = 1024;
     c->vm_defaults.disk_size = 8ull << 30;

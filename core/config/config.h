@@ -17,6 +17,11 @@
 /* helper_user = "": this user when it exists, else a uid per VM. */
 #define CONFIG_HELPER_USER_PREFERRED "banger-helper"
 
+/* console_log_max_bytes: default and bounds. */
+#define BG_CONSOLE_LOG_MAX_DEFAULT (4ull << 20)
+#define BG_CONSOLE_LOG_MAX_MIN (64ull << 10)
+#define BG_CONSOLE_LOG_MAX_MAX (1ull << 30)
+
 /* A group of the config file as plugins see it. setting is NULL for a group
  * the operator did not write (all getters then report -ENOENT). */
 struct banger_cfg {
@@ -44,6 +49,7 @@ struct bg_config {
     const char *jailer_bin;  /* "": Firecracker runs without its jailer */
     const char *jailer_chroot_base;
     uint32_t jailer_uid_base; /* jailed VMM of CID n runs as uid = gid = base + n */
+    uint64_t console_log_max_bytes; /* per-VM console ring (two files of half each) */
 
     char **plugins;          /* operator's selection, in start order */
     size_t n_plugins;

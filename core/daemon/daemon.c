@@ -121,6 +121,7 @@ int bangerd_run(const struct bg_config *cfg, struct banger_error *err)
         .jailer_bin = cfg->jailer_bin,
         .jail_base = cfg->jailer_chroot_base,
         .jail_uid_base = cfg->jailer_uid_base,
+        .console_log_max_bytes = cfg->console_log_max_bytes,
     };
     struct vmsvc_vmm vmm = { .find = daemon_vmm_find, .peek = daemon_vmm_peek,
                              .kill = daemon_vmm_kill };

@@ -47,6 +47,19 @@ static void doctor_firecracker(struct bangerd *d, struct banger_doctor *r)
     free(path);
 }
 
+/* Every VM's console goes through this program; without it no VM starts. */
+static void doctor_console_log(struct bangerd *d, struct banger_doctor *r)
+{
+    const char *bin = fc_console_log_program();
+    if (access(bin, X_OK) < 0)
+        bg_doctor_add(r, BANGER_DOCTOR_FAIL, "console log",
+                      "%s: %s; VMs cannot start without it (BANGER_CONSOLE_LOG overrides the "
+                      "path)", bin, strerror(errno));
+    else
+        bg_doctor_add(r, BANGER_DOCTOR_PASS, "console log", "%s, %llu bytes per VM", bin,
+                      (unsigned long long)d->cfg->console_log_max_bytes);
+}
+
 void bangerd_doctor_arch(struct banger_doctor *r, const char *machine)
 {
     if (machine && strcmp(machine, "x86_64") == 0)
@@ -85,6 +98,7 @@ void bangerd_doctor(struct bangerd *d, struct banger_doctor *r)
     doctor_arch(r);
     doctor_kvm(r);
     doctor_firecracker(d, r);
+    doctor_console_log(d, r);
 
     char list[512] = "";
     size_t len = 0;

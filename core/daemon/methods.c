@@ -6,6 +6,7 @@
 #include "host/host.h"
 #include "images/images.h"
 #include "util/log.h"
+#include "util/term_text.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -288,11 +289,15 @@ static int method_vm_show(struct bangerd *d, struct rpc_call *call)
     return 0;
 }
 
+/* Guest bytes never reach a terminal as they are: "data" is escaped text
+ * (util/term_text.h); with "raw": true the exact bytes come base64-encoded
+ * in "data_base64" (JSON strings cannot carry NULs through cJSON). */
 static int method_vm_logs(struct bangerd *d, struct rpc_call *call)
 {
-    static const char *const keys[] = { "vm", "offset", NULL };
+    static const char *const keys[] = { "vm", "offset", "raw", NULL };
     const char *ref = NULL;
     unsigned long long offset = 0;
+    bool raw = false;
     int r = bangerd_vm_ref(call, keys, &ref);
     if (r < 0)
         return r;
@@ -302,15 +307,26 @@ static int method_vm_logs(struct bangerd *d, struct rpc_call *call)
         from = (long long)offset;
     else if (r != -ENOENT)
         return r;
-    char *data = NULL;
-    size_t len = 0;
+    if ((r = rpc_param_bool(call, "raw", &raw)) < 0 && r != -ENOENT)
+        return r;
+    char *data = NULL, *text = NULL;
+    size_t len = 0, used = 0;
     long long next = 0;
     r = vmsvc_logs(d->vms, call->caller.uid, ref, from, &data, &len, &next, &call->err);
     if (r < 0)
         return r;
     call->result = cJSON_CreateObject();
-    cJSON_AddStringToObject(call->result, "data", data);
+    if (raw) {
+        text = bg_base64_encode(data, len);
+        cJSON_AddStringToObject(call->result, "data_base64", text);
+    } else {
+        /* A character cut at the end is sent whole with the next read. */
+        text = bg_term_escape(data, len, true, &used);
+        next -= (long long)(len - used);
+        cJSON_AddStringToObject(call->result, "data", text);
+    }
     cJSON_AddNumberToObject(call->result, "offset", (double)next);
+    free(text);
     free(data);
     return 0;
 }

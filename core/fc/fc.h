@@ -9,12 +9,15 @@
  * have been recycled; a command line alone may be anyone's).
  *
  * Handles: "fc.api_sock" (recorded before spawning) and "fc.pid" (right
- * after); under the jailer also "fc.jail_dir", "fc.jail_uid", "fc.jail_tap".
- * Files: <runtime_dir>/api.sock, <state_dir>/firecracker.log. */
+ * after); "fc.console_pid" (the console log writer, right after it starts);
+ * under the jailer also "fc.jail_dir", "fc.jail_uid", "fc.jail_tap".
+ * Files: <runtime_dir>/api.sock; in <state_dir>, the console ring
+ * firecracker.log, firecracker.log.1 and firecracker.log.start. */
 #ifndef BANGER_FC_H
 #define BANGER_FC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "engine/engine.h"
@@ -42,6 +45,12 @@
 /* Jailed VMMs run as base + CID: a block no login user or subuid range uses. */
 #define FC_DEFAULT_JAIL_UID_BASE 1500000000u
 
+#define FC_HANDLE_CONSOLE_PID "fc.console_pid"
+
+/* The console ring in the VM's state dir (fc_console_ring.c). */
+#define FC_CONSOLE_LOG_NAME "firecracker.log"
+#define FC_DEFAULT_CONSOLE_LOG_MAX (4ull << 20)
+
 struct fc_driver {
     const char *firecracker_bin;    /* name on PATH or a path; NULL = "firecracker" */
     int stop_grace_ms;              /* SendCtrlAltDel -> SIGKILL; 0 = default */
@@ -51,6 +60,7 @@ struct fc_driver {
     const char *jailer_bin;         /* NULL or "": Firecracker runs without its jailer */
     const char *jail_base;          /* --chroot-base-dir; NULL = FC_DEFAULT_JAIL_BASE */
     uid_t jail_uid_base;            /* VM uid = gid = base + CID; 0 = the default */
+    uint64_t console_log_max_bytes; /* console ring cap; 0 = FC_DEFAULT_CONSOLE_LOG_MAX */
 };
 
 /* ---- process (fc_proc.c) ------------------------------------------------ */
@@ -138,9 +148,62 @@ int fc_jail_remove(struct banger_vm *vm, struct banger_error *err);
  * lines cut. "" for a text without lines. */
 void fc_console_summarize(const char *text, size_t len, char *buf, size_t buf_len);
 
-/* The same for the end of the VM's <state_dir>/firecracker.log, from where
- * this VMM's output began (vm->vmm_log_start) when it was spawned here. */
+/* The same for the end of the VM's console ring, from where this VMM's
+ * output began (vm->vmm_log_start) when it was spawned here. */
 void fc_console_summary(const struct banger_vm *vm, char *buf, size_t buf_len);
+
+/* ---- console ring (fc_console_ring.c) and its writer (fc_console_log.c) --- */
+
+/* The three files of a VM's console ring; -1 for one that is missing. */
+struct fc_console_ring {
+    int cur;   /* firecracker.log: the newest part */
+    int old;   /* firecracker.log.1: the part before it */
+    int start; /* firecracker.log.start: stream offset of firecracker.log's first byte */
+};
+
+/* Open the ring in state_dir: read-only (missing files are fine), or
+ * read-write and created (0600) for the writer. No symlinks, regular files
+ * only. */
+int fc_console_ring_open(const char *state_dir, bool create, struct fc_console_ring *ring,
+                         struct banger_error *err);
+void fc_console_ring_close(struct fc_console_ring *ring);
+/* Stream offsets: where the ring's oldest byte, firecracker.log's first byte
+ * and the end are. */
+void fc_console_ring_geometry(const struct fc_console_ring *ring, long long *ring_start,
+                              long long *cur_start, long long *end);
+
+/* Bytes of the ring, in order. */
+struct fc_console_chunk {
+    char *data;     /* malloc'd, NUL-terminated (the bytes may hold NULs too) */
+    size_t len;
+    long long from; /* stream offset of data[0] */
+    long long end;  /* stream offset of the ring's end */
+};
+
+/* Up to `max` bytes from stream offset `from` (negative: the last -from
+ * bytes). An offset before the ring's oldest byte reads from that byte; one
+ * past the end (a reset log) reads from the end. A VM without a log reads as
+ * empty. */
+int fc_console_read(const char *state_dir, long long from, size_t max,
+                    struct fc_console_chunk *out, struct banger_error *err);
+
+/* The writer program: $BANGER_CONSOLE_LOG, else the installed one. */
+const char *fc_console_log_program(void);
+
+/* Open (create) the ring, set vm->vmm_log_start to its end, start the
+ * writer detached (it drops to "nobody" and keeps only its descriptors),
+ * record "fc.console_pid", and hand back in *vmm_fd the write end of the pipe
+ * the VMM's stdout and stderr go to. */
+int fc_console_log_start(const struct fc_driver *drv, struct banger_vm *vm, int *vmm_fd,
+                         struct banger_error *err);
+
+/* The recorded writer, if it still runs and holds this VM's firecracker.log
+ * open for writing; else 0. */
+pid_t fc_console_log_pid(struct banger_vm *vm);
+
+/* Once the VMM is gone: give the writer a moment to drain the pipe and exit,
+ * then SIGKILL it (re-identified through a pidfd); drop "fc.console_pid". */
+int fc_console_log_stop(struct banger_vm *vm, struct banger_error *err);
 
 /* ---- API (fc_api.c) ------------------------------------------------------ */
 

@@ -18,7 +18,6 @@
 
 #define FC_CONSOLE_READ_MAX (64 * 1024)
 #define FC_CONSOLE_LINE_MAX 160
-#define FC_CONSOLE_LOG_NAME "firecracker.log"
 
 #define FC_CONSOLE_PANIC "Kernel panic - not syncing:"
 #define FC_CONSOLE_INITRD "banger-initrd:"
@@ -219,42 +218,26 @@ cleanup:
 
 void fc_console_summary(const struct banger_vm *vm, char *buf, size_t buf_len)
 {
-    char *path = NULL, *text = NULL;
-    int fd = -1;
+    struct fc_console_chunk c = { 0 };
+    struct banger_error ignored = { 0 };
 
     if (buf_len == 0)
         return;
     buf[0] = '\0';
-    if (!vm || !vm->info.state_dir)
-        goto cleanup;
-    path = fs_join(vm->info.state_dir, FC_CONSOLE_LOG_NAME);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto cleanup;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        goto cleanup;
+    if (!vm || !vm->info.state_dir ||
+        fc_console_read(vm->info.state_dir, -FC_CONSOLE_READ_MAX, FC_CONSOLE_READ_MAX, &c,
+                        &ignored) < 0)
+        return;
     /* Only this run's output; earlier boots may have panicked too. */
-    off_t start = vm->vmm_log_start > 0 && vm->vmm_log_start <= st.st_size
-                      ? (off_t)vm->vmm_log_start : 0;
-    off_t from = st.st_size - start > FC_CONSOLE_READ_MAX ? st.st_size - FC_CONSOLE_READ_MAX
-                                                           : start;
-    text = malloc(FC_CONSOLE_READ_MAX + 1);
-    if (!text)
-        goto cleanup;
-    ssize_t got = pread(fd, text, FC_CONSOLE_READ_MAX, from);
-    if (got <= 0)
-        goto cleanup;
-    size_t skip = 0;
-    if (from > start) {
+    long long start = vm->vmm_log_start > 0 && vm->vmm_log_start <= c.end ? vm->vmm_log_start : 0;
+    size_t skip = start > c.from ? (size_t)(start - c.from) : 0;
+    if (skip > c.len)
+        skip = c.len;
+    if (c.from > start) {
         /* Started inside a line: drop the partial one. */
-        const char *nl = memchr(text, '\n', (size_t)got);
-        skip = nl ? (size_t)(nl - text) + 1 : 0;
+        const char *nl = memchr(c.data, '\n', c.len);
+        skip = nl ? (size_t)(nl - c.data) + 1 : 0;
     }
-    fc_console_summarize(text + skip, (size_t)got - skip, buf, buf_len);
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    free(text);
-    free(path);
+    fc_console_summarize(c.data + skip, c.len - skip, buf, buf_len);
+    free(c.data);
 }

@@ -87,11 +87,14 @@ cleanup:
     return r;
 }
 
-/* The process is gone: drop its sockets and handles. */
+/* The process is gone: end its console writer, drop its sockets and handles. */
 static int fc_driver_forget(struct banger_vm *vm, struct banger_error *err)
 {
     static const char *const keys[] = { FC_HANDLE_PID, FC_HANDLE_API_SOCK };
-    int r = fc_remove_sockets(vm, err);
+    int r = fc_console_log_stop(vm, err);
+    if (r < 0)
+        return r;
+    r = fc_remove_sockets(vm, err);
     if (r == 0)
         r = fc_jail_remove(vm, err);
     vm->vmm_pid = 0;

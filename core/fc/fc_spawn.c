@@ -25,7 +25,6 @@
 extern char **environ;
 
 #define FC_VSOCK_NAME "vsock.sock"
-#define FC_LOG_NAME "firecracker.log"
 #define FC_WAIT_POLL_MS 5
 #define FC_ID_MAX 64
 
@@ -240,7 +239,7 @@ static pid_t fc_spawn_recorded_pid(struct banger_vm *vm)
 int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_error *err)
 {
     const char *name = drv->firecracker_bin ? drv->firecracker_bin : FC_DEFAULT_BIN;
-    char *bin = NULL, *sock = NULL, *log_path = NULL, *jailer = NULL;
+    char *bin = NULL, *sock = NULL, *jailer = NULL;
     char **argv = NULL, **jail_argv = NULL;
     int log_fd = -1, null_fd = -1;
     pid_t pid = 0;
@@ -277,15 +276,10 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
     if (r < 0)
         goto cleanup;
 
-    log_path = fs_join(vm->info.state_dir, FC_LOG_NAME);
-    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
-    if (log_fd < 0) {
-        r = bg_fail_errno(err, -errno, "firecracker: open %s", log_path);
+    /* stdout and stderr go to the console log writer's pipe (fc_console_log.c). */
+    r = fc_console_log_start(drv, vm, &log_fd, err);
+    if (r < 0)
         goto cleanup;
-    }
-    struct stat log_st;
-    if (fstat(log_fd, &log_st) == 0)
-        vm->vmm_log_start = (long long)log_st.st_size;
     null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0) {
         r = bg_fail_errno(err, -errno, "firecracker: open /dev/null");
@@ -338,7 +332,6 @@ cleanup:
         close(null_fd);
     free(argv);
     fc_jail_argv_free(jail_argv);
-    free(log_path);
     free(sock);
     free(bin);
     free(jailer);

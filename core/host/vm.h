@@ -32,8 +32,9 @@ struct banger_vm {
     pthread_mutex_t lock;
     struct bg_fc_contrib contrib;
     int vmm_pid;
-    /* Size of firecracker.log when this VMM was spawned: its console starts
-     * there (earlier runs' output is older). 0 when not spawned here. */
+    /* End of the console ring (a stream offset) when this VMM was spawned:
+     * its console starts there (earlier runs' output is older). 0 when not
+     * spawned here. */
     long long vmm_log_start;
     char op_id[32];
 };

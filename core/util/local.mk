@@ -1,6 +1,6 @@
 libbangercore_la_SOURCES += util/error.c util/error.h util/log.c util/log.h \
 	util/fs.c util/fs.h util/xalloc.c util/xalloc.h \
-	util/caller_open.c util/caller_open.h
+	util/caller_open.c util/caller_open.h util/term_text.c util/term_text.h
 
 # File helpers the plugins share with the core (the reflink module's copy,
 # the root-drive modules' image check),

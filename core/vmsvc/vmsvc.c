@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "fc/fc.h"
 #include "guest/guest.h"
 #include "host/host.h"
 #include "store/cidr.h"
@@ -537,45 +538,18 @@ int vmsvc_logs(struct vmsvc *svc, uid_t caller, const char *ref, long long offse
                size_t *len, long long *next, struct banger_error *err)
 {
     struct vm_record *rec = NULL;
+    struct fc_console_chunk chunk;
     int r = vmsvc_find_record(svc, caller, ref, &rec, err);
     if (r < 0)
         return r;
+    /* The console ring the VM's log writer keeps (core/fc/fc_console_ring.c). */
     char *dir = fs_join(svc->vms_state_dir, rec->id);
-    char *path = fs_join(dir, "firecracker.log");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st = { 0 };
-    if (fd < 0 && errno != ENOENT) {
-        r = bg_fail_errno(err, -errno, "open %s", path);
-        goto cleanup;
+    r = fc_console_read(dir, offset, VMSVC_LOG_READ_MAX, &chunk, err);
+    if (r == 0) {
+        *data = chunk.data;
+        *len = chunk.len;
+        *next = chunk.from + (long long)chunk.len;
     }
-    if (fd >= 0 && fstat(fd, &st) < 0) {
-        r = bg_fail_errno(err, -errno, "stat %s", path);
-        goto cleanup;
-    }
-    long long size = st.st_size;
-    long long from = offset < 0 ? size + offset : offset;
-    if (from < 0)
-        from = 0;
-    if (from > size)
-        from = size; /* the log was truncated or rotated: read from its end */
-    size_t want = (size_t)(size - from);
-    if (want > VMSVC_LOG_READ_MAX)
-        want = VMSVC_LOG_READ_MAX;
-    char *buf = xmalloc(want + 1);
-    ssize_t got = fd >= 0 && want ? pread(fd, buf, want, from) : 0;
-    if (got < 0) {
-        free(buf);
-        r = bg_fail_errno(err, -errno, "read %s", path);
-        goto cleanup;
-    }
-    buf[got] = '\0';
-    *data = buf;
-    *len = (size_t)got;
-    *next = from + got;
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    free(path);
     free(dir);
     vm_record_free(rec);
     return r;

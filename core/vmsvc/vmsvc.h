@@ -77,8 +77,9 @@ int vmsvc_set(struct vmsvc *svc, uid_t caller, const char *ref, unsigned vcpu, u
               struct vm_record **out, struct banger_error *err);
 int vmsvc_show(struct vmsvc *svc, uid_t caller, const char *ref, struct vm_record **out, int *pid,
                struct banger_error *err);
-/* Read the VM's firecracker.log from `offset` (negative: the last -offset
- * bytes); *next is where the next read starts. */
+/* Read the VM's console ring from stream offset `offset` (negative: the last
+ * -offset bytes); *data may hold any bytes (NULs too), *len of them; *next is
+ * where the next read starts. */
 int vmsvc_logs(struct vmsvc *svc, uid_t caller, const char *ref, long long offset, char **data,
                size_t *len, long long *next, struct banger_error *err);
 /* Pid of the VM's live VMM or 0. */

@@ -247,6 +247,7 @@ void fake_run(const struct fake_opts *opts, const char *const *argv, struct fake
         unlink(opts->socket_path);
     }
     res->out = out.data ? out.data : strdup("");
+    res->out_len = out.len;
     res->err = err.data ? err.data : strdup("");
 }
 

@@ -5,6 +5,7 @@
 #define BANGER_TESTS_CLI_FAKE_BANGERD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define FAKE_MAX_REQUESTS 32
 
@@ -25,6 +26,7 @@ struct fake_opts {
 struct fake_result {
     int exit_status;                 /* -1 when it did not exit normally */
     char *out;
+    size_t out_len;                  /* bytes in out (it may hold NULs) */
     char *err;
     int connections;
     int nrequests;

@@ -550,6 +550,49 @@ START_TEST(test_logs_follow)
 }
 END_TEST
 
+/* A hostile guest's console (a title change, a screen clear, a bare CR,
+ * a C1 CSI, invalid UTF-8) reaches the terminal as text, not as commands,
+ * even when the daemon's "data" carries the raw bytes; valid UTF-8,
+ * newlines and tabs are kept. */
+START_TEST(test_logs_escape_control_bytes)
+{
+    static const struct fake_reply replies[] = {
+        { "vm.logs", OK("{\"data\":\"ok \\u00e9\\t\\u001b]0;pwned\\u0007\\u001b[2J"
+                        "x\\ry\\r\\n\\u009b\\u007f\\n\",\"offset\":30}") },
+        { NULL, NULL },
+    };
+    struct fake_result res;
+
+    RUN(replies, &res, "vm", "logs", "web");
+    ck_assert_int_eq(res.exit_status, 0);
+    ck_assert_str_eq(res.requests[0], "{\"v\":1,\"method\":\"vm.logs\",\"params\":{\"vm\":\"web\"}}");
+    ck_assert_str_eq(res.out, "ok \xc3\xa9\t\\x1b]0;pwned\\x07\\x1b[2Jx\\x0dy\n"
+                              "\\xc2\\x9b\\x7f\n");
+    fake_result_free(&res);
+}
+END_TEST
+
+/* --raw asks for the bytes (base64 in "data_base64", so NULs survive JSON)
+ * and prints them exactly, escapes and all. */
+START_TEST(test_logs_raw)
+{
+    static const struct fake_reply replies[] = {
+        /* "a\0b\x1b[2J\n" */
+        { "vm.logs", OK("{\"data_base64\":\"YQBiG1sySgo=\",\"offset\":8}") },
+        { NULL, NULL },
+    };
+    struct fake_result res;
+
+    RUN(replies, &res, "vm", "logs", "--raw", "web");
+    ck_assert_int_eq(res.exit_status, 0);
+    ck_assert_str_eq(res.requests[0],
+                     "{\"v\":1,\"method\":\"vm.logs\",\"params\":{\"vm\":\"web\",\"raw\":true}}");
+    ck_assert_uint_eq(res.out_len, 8);
+    ck_assert_int_eq(memcmp(res.out, "a\0b\x1b[2J\n", 8), 0);
+    fake_result_free(&res);
+}
+END_TEST
+
 START_TEST(test_doctor_fail_exit)
 {
     static const struct fake_reply replies[] = {
@@ -653,6 +696,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_show_key_value);
     tcase_add_test(tc, test_multi_stop_keeps_going);
     tcase_add_test(tc, test_logs_follow);
+    tcase_add_test(tc, test_logs_escape_control_bytes);
+    tcase_add_test(tc, test_logs_raw);
     tcase_add_test(tc, test_doctor_fail_exit);
     tcase_add_test(tc, test_completion_bash);
     suite_add_tcase(s, tc);

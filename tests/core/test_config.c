@@ -41,6 +41,7 @@ START_TEST(defaults_when_empty)
     ck_assert_uint_eq(cfg->vm_defaults.disk_size, 8ull << 30);
     ck_assert_str_eq(cfg->socket_group, "banger");
     ck_assert_str_eq(cfg->firecracker_bin, "firecracker");
+    ck_assert_uint_eq(cfg->console_log_max_bytes, 4ull << 20);
     config_free(cfg);
 }
 END_TEST
@@ -64,9 +65,11 @@ START_TEST(full_file_parses)
         "log_level = \"debug\";\nplugins = ( \"tap\", \"dns\" );\n"
         "vm_defaults = { vcpu = 4; memory_mib = 2048; disk_size = \"16G\"; overlay_size = 1073741824; };\n"
         "network = { bridge = \"br-test\"; cidr = \"10.77.0.0/16\"; };\n"
-        "tap = { pool_size = 4; };\n";
+        "tap = { pool_size = 4; };\n"
+        "console_log_max_bytes = \"64K\";\n";
     ck_assert_msg(load(text, &cfg) == 0, "%s", e.msg);
     ck_assert_str_eq(cfg->state_dir, "/srv/banger");
+    ck_assert_uint_eq(cfg->console_log_max_bytes, 64 * 1024);
     ck_assert_uint_eq(cfg->vm_defaults.disk_size, 16ull << 30);
     ck_assert_uint_eq(cfg->vm_defaults.overlay_size, 1ull << 30);
     ck_assert_uint_eq(cfg->network.net, 0x0a4d0000u);
@@ -123,6 +126,10 @@ START_TEST(bad_values)
     expect_error("network = { bridge = \"a-very-long-bridge-name\"; };", "not a valid interface name");
     expect_error("plugins = ( \"tap\", \"tap\" );", "'tap' is listed twice");
     expect_error("plugins = ( \"Bad Name\" );", "is not a plugin name");
+    expect_error("\nconsole_log_max_bytes = \"1K\";",
+                 "t.conf:2: console_log_max_bytes: must be between 64K and 1G (got 1024 bytes)");
+    expect_error("console_log_max_bytes = \"2G\";", "console_log_max_bytes: must be between 64K and 1G");
+    expect_error("console_log_max_bytes = \"lots\";", "console_log_max_bytes: 'lots' is not a size");
 }
 END_TEST
 

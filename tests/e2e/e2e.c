@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <net/if.h>
 #include <sched.h>
 #include <poll.h>
@@ -134,6 +135,8 @@ void e2e_start_daemon(struct e2e *t)
             dup2(fd, 2);
         }
         setenv("FC_DOUBLE_RECORD", t->record, 1);
+        /* The uninstalled console log writer (core/fc/fc_console_log.c). */
+        setenv("BANGER_CONSOLE_LOG", TOP_BUILDDIR "/core/console/banger-console-log", 0);
         execl(BANGERD, "bangerd", "--config", t->config, (char *)NULL);
         _exit(127);
     }
@@ -229,6 +232,36 @@ static int e2e_scan(struct e2e *t, bool kill_them)
 }
 
 int e2e_live_vmms(struct e2e *t) { return e2e_scan(t, false); }
+
+int e2e_live_console_writers(struct e2e *t, pid_t *first)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(de->d_name);
+        char path[64], target[PATH_MAX];
+        if (pid <= 0 || e2e_is_zombie(pid))
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        target[len > 0 ? len : 0] = '\0';
+        const char *base = strrchr(target, '/');
+        if (!base || strcmp(base + 1, "banger-console-log") != 0)
+            continue;
+        /* Its fd 3 is the VM's firecracker.log, under this tree's state dir. */
+        snprintf(path, sizeof(path), "/proc/%d/fd/3", (int)pid);
+        len = readlink(path, target, sizeof(target) - 1);
+        target[len > 0 ? len : 0] = '\0';
+        if (strncmp(target, t->state_dir, strlen(t->state_dir)) != 0)
+            continue;
+        if (n++ == 0 && first)
+            *first = pid;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
 
 static int e2e_count(const char *dir)
 {

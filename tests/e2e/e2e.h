@@ -64,6 +64,9 @@ const cJSON *e2e_result(const cJSON *reply);
 void e2e_register_default_image(struct e2e *t);
 /* Number of live fc-double processes whose cmdline mentions this tree. */
 int e2e_live_vmms(struct e2e *t);
+/* Number of live console log writers (banger-console-log) whose ring lies
+ * in this tree's state dir; *first (may be NULL) gets one of their pids. */
+int e2e_live_console_writers(struct e2e *t, pid_t *first);
 /* Entries in runtime_dir/vms and state_dir/vms. */
 int e2e_vm_dirs(struct e2e *t);
 

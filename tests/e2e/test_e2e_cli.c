@@ -102,6 +102,7 @@ START_TEST(every_command)
     free(out);
     out = CLI(0, "doctor");
     contains(out, "firecracker");
+    contains(out, "banger-console-log, 4194304 bytes per VM");
     free(out);
     out = CLI(0, "completion", "bash");
     contains(out, "complete");

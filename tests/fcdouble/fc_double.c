@@ -24,6 +24,10 @@
  *   FC_DOUBLE_VERSION=X.Y.Z        the version --version and the API report (1.16.1)
  *   FC_DOUBLE_CONSOLE_FILE=FILE    copy FILE to stdout (the "serial console") once the
  *                                  VM runs; with FC_DOUBLE_EXIT_ON_START, the exit follows it
+ *   FC_DOUBLE_CONSOLE_FLOOD=N|endless  then write N NUL bytes (or NULs until stdout
+ *                                  fails) to stdout, like `cat /dev/zero > /dev/console`
+ *                                  in a guest; a finite flood ends with the line
+ *                                  "fc-double: console flood of N bytes done"
  *   FC_DOUBLE_EXIT_AFTER_MS=N      N ms (at least 100) after InstanceStart, log
  *                                  Firecracker's exit lines and exit 0, as on a guest reboot
  */
@@ -153,6 +157,23 @@ static void fcd_copy_console(const char *path)
 	close(fd);
 }
 
+/* NULs as fast as stdout takes them; n < 0: until a write fails (the reader went away). */
+static void fcd_flood_console(long long n)
+{
+	static const char zeros[65536];
+	long long left = n;
+
+	while (n < 0 || left > 0) {
+		size_t k = n < 0 || left > (long long)sizeof(zeros) ? sizeof(zeros) : (size_t)left;
+		if (fcd_write_all(STDOUT_FILENO, zeros, k) < 0)
+			return;
+		left -= (long long)k;
+	}
+	char done[80];
+	int len = snprintf(done, sizeof(done), "fc-double: console flood of %lld bytes done\n", n);
+	(void)fcd_write_all(STDOUT_FILENO, done, (size_t)len);
+}
+
 /* Plays the guest after InstanceStart: its console output, then its reset. */
 static void *fcd_guest_thread(void *arg)
 {
@@ -163,6 +184,8 @@ static void *fcd_guest_thread(void *arg)
 	pthread_mutex_unlock(&fcd_vm.lock);
 	if (fcd_knobs.console_file)
 		fcd_copy_console(fcd_knobs.console_file);
+	if (fcd_knobs.console_flood)
+		fcd_flood_console(fcd_knobs.console_flood);
 	if (fcd_knobs.exit_after_ms < 0)
 		return NULL;
 	/* This thread wakes when InstanceStart changes the state, before its
@@ -205,7 +228,7 @@ int main(int argc, char **argv)
 		fcd_log("%s", r == -ENOMEM ? "out of memory" : msg);
 		return FCD_EXIT_GENERIC;
 	}
-	if (fcd_knobs.console_file || fcd_knobs.exit_after_ms >= 0) {
+	if (fcd_knobs.console_file || fcd_knobs.console_flood || fcd_knobs.exit_after_ms >= 0) {
 		pthread_t guest;
 		if (pthread_create(&guest, NULL, fcd_guest_thread, NULL) != 0) {
 			fcd_log("cannot start the guest thread");

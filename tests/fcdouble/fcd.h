@@ -31,6 +31,7 @@ struct fcd_knobs {
 	struct fcd_vsock_route *vsock_routes;
 	size_t n_vsock_routes;
 	const char *console_file; /* FC_DOUBLE_CONSOLE_FILE: "guest" output at InstanceStart */
+	long long console_flood;  /* FC_DOUBLE_CONSOLE_FLOOD: NUL bytes after it; -1 endless, 0 none */
 	long exit_after_ms;       /* FC_DOUBLE_EXIT_AFTER_MS; -1: never */
 	int exit_after_code;      /* 0 (guest reset), 1 with FC_DOUBLE_EXIT_ON_START */
 };

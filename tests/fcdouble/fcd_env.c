@@ -187,6 +187,30 @@ static int fcd_env_guest_exit(struct fcd_knobs *knobs, char *msg, size_t msg_len
 	return 0;
 }
 
+/* FC_DOUBLE_CONSOLE_FLOOD=<bytes>|endless: a guest doing `cat /dev/zero > /dev/console`. */
+static int fcd_env_flood(struct fcd_knobs *knobs, char *msg, size_t msg_len)
+{
+	const char *v = getenv("FC_DOUBLE_CONSOLE_FLOOD");
+	char *end = NULL;
+
+	knobs->console_flood = 0;
+	if (!v || !*v)
+		return 0;
+	if (strcmp(v, "endless") == 0) {
+		knobs->console_flood = -1;
+		return 0;
+	}
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || *end || n < 0) {
+		snprintf(msg, msg_len, "FC_DOUBLE_CONSOLE_FLOOD='%s' is not a number of bytes or "
+			 "'endless'", v);
+		return -EINVAL;
+	}
+	knobs->console_flood = n;
+	return 0;
+}
+
 int fcd_env_load(struct fcd_config *cfg, struct fcd_knobs *knobs, char *msg, size_t msg_len)
 {
 	const char *record = getenv("FC_DOUBLE_RECORD");
@@ -208,6 +232,9 @@ int fcd_env_load(struct fcd_config *cfg, struct fcd_knobs *knobs, char *msg, siz
 	v = getenv("FC_DOUBLE_CHECK_PATHS");
 	cfg->check_paths = v && *v && strcmp(v, "0") != 0;
 	r = fcd_env_guest_exit(knobs, msg, msg_len);
+	if (r < 0)
+		return r;
+	r = fcd_env_flood(knobs, msg, msg_len);
 	if (r < 0)
 		return r;
 	r = fcd_env_fail_rules(knobs, msg, msg_len);

@@ -155,8 +155,9 @@ static int t_wait_exit(pid_t pid)
 	return -1;
 }
 
-/* Starts fc-double on t_api and waits until it accepts connections. */
-static void t_start(const char *const *extra_args, const char *const *env)
+/* Starts fc-double on t_api, its stdout on stdout_fd (-1: ours), and waits
+ * until it accepts connections. */
+static void t_start_out(const char *const *extra_args, const char *const *env, int stdout_fd)
 {
 	const char *args[12] = { "--api-sock", t_api, "--id", "vm-test", "--level", "Debug" };
 	size_t n = 6;
@@ -164,7 +165,7 @@ static void t_start(const char *const *extra_args, const char *const *env)
 	for (; extra_args && *extra_args && n < 11; extra_args++)
 		args[n++] = *extra_args;
 	args[n] = NULL;
-	t_child = t_spawn(args, env, -1);
+	t_child = t_spawn(args, env, stdout_fd);
 	for (int waited = 0; waited < T_WAIT_MS; waited += 5) {
 		int fd = t_connect(t_api);
 		if (fd >= 0) {
@@ -175,6 +176,11 @@ static void t_start(const char *const *extra_args, const char *const *env)
 		t_sleep_ms(5);
 	}
 	ck_abort_msg("fc-double did not open %s", t_api);
+}
+
+static void t_start(const char *const *extra_args, const char *const *env)
+{
+	t_start_out(extra_args, env, -1);
 }
 
 struct t_buf {
@@ -638,6 +644,60 @@ START_TEST(test_exit_on_start)
 }
 END_TEST
 
+/* A guest doing `cat /dev/zero > /dev/console`: exactly N NULs on stdout
+ * once the VM runs, then the line that says so. */
+START_TEST(test_console_flood)
+{
+	const char *env[] = { "FC_DOUBLE_CONSOLE_FLOOD=3000000", NULL };
+	static const char done[] = "fc-double: console flood of 3000000 bytes done\n";
+	static char buf[65536];
+	char tail[sizeof(done)] = "";
+	long long zeros = 0;
+	int out[2];
+
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	t_start_out(NULL, env, out[1]);
+	close(out[1]);
+	t_boot(false);
+	while (strcmp(tail, done) != 0) {
+		ssize_t n = read(out[0], buf, sizeof(buf));
+		ck_assert_int_gt(n, 0);
+		for (ssize_t i = 0; i < n; i++) {
+			zeros += buf[i] == '\0';
+			memmove(tail, tail + 1, sizeof(tail) - 2);
+			tail[sizeof(tail) - 2] = buf[i];
+		}
+	}
+	ck_assert_int_eq(zeros, 3000000);
+	close(out[0]);
+}
+END_TEST
+
+/* An endless flood runs until its reader goes away; the VMM lives on. */
+START_TEST(test_console_flood_endless)
+{
+	const char *env[] = { "FC_DOUBLE_CONSOLE_FLOOD=endless", NULL };
+	static char buf[65536];
+	long long got = 0;
+	int out[2];
+
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	t_start_out(NULL, env, out[1]);
+	close(out[1]);
+	t_boot(false);
+	while (got < 4 * 1024 * 1024) {
+		ssize_t n = read(out[0], buf, sizeof(buf));
+		ck_assert_int_gt(n, 0);
+		got += n;
+	}
+	close(out[0]);
+	t_sleep_ms(100);
+	char *state = t_get_state();
+	ck_assert_str_eq(state, "Running");
+	free(state);
+}
+END_TEST
+
 START_TEST(test_malformed_http)
 {
 	static const char *const bad[] = {
@@ -909,6 +969,8 @@ static Suite *t_suite(void)
 	tcase_add_test(tc, test_vsock_relay);
 	tcase_add_test(tc, test_vsock_refused);
 	tcase_add_test(tc, test_vsock_path_exists);
+	tcase_add_test(tc, test_console_flood);
+	tcase_add_test(tc, test_console_flood_endless);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -198,6 +198,7 @@ nat = { uplink = "$veth_host"; };
 dns = { upstream = "$server_ip"; listen_host = "127.0.0.1:5353"; resolved = false; };
 EOF
 export BANGER_VMM_ACCEL=${BANGER_VMM_ACCEL:-tcg}
+export BANGER_CONSOLE_LOG="$TOP_BUILDDIR/core/console/banger-console-log"
 export BANGER_SOCKET="$tmp/run/bangerd.sock"
 ip netns exec "$host_ns" "$BANGERD" --config "$tmp/banger.conf" >"$tmp/bangerd.log" 2>&1 &
 daemon=$!
