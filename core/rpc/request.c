@@ -82,11 +82,16 @@ int rpc_param_uint(struct rpc_call *call, const char *key, unsigned long long ma
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
     if (!it || cJSON_IsNull(it))
         return -ENOENT;
-    if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > (double)max ||
-        it->valuedouble != (double)(unsigned long long)it->valuedouble)
+    /* Not `d > (double)max`: for large bounds (double)max rounds up (2^63 - 1
+     * becomes 2^63). The bound is checked on the integer, once the double is
+     * known to fit one (casting 2^64 or more is undefined). */
+    double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
+    bool fits = d >= 0 && d < 18446744073709551616.0;
+    unsigned long long v = fits ? (unsigned long long)d : 0;
+    if (!fits || (double)v != d || v > max)
         return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be a whole number between 0 and %llu",
                        call->method, key, max);
-    *out = (unsigned long long)it->valuedouble;
+    *out = v;
     return 0;
 }
 
