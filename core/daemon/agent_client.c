@@ -84,11 +84,13 @@ static int agent_check_reply(const char *line, const char *op, cJSON **out,
     }
     if (!cJSON_IsTrue(ok)) {
         r = -EREMOTEIO;
+        /* The guest's reason goes to the client's terminal: escaped. */
+        if (cJSON_IsString(why))
+            agent_excerpt(why->valuestring, excerpt, sizeof(excerpt));
         if (cJSON_IsString(why) && strcmp(why->valuestring, "unknown op") == 0)
             bg_fail(err, r, "the guest agent does not know '%s' (an older agent?)", op);
         else
-            bg_fail(err, r, "guest agent error: %s",
-                    cJSON_IsString(why) ? why->valuestring : excerpt);
+            bg_fail(err, r, "guest agent error: %s", excerpt);
         goto cleanup;
     }
     if (!cJSON_IsString(rop) || strcmp(rop->valuestring, op) != 0) {

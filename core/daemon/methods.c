@@ -69,24 +69,6 @@ cJSON *bangerd_json_image(const struct image_record *r)
 
 void bangerd_progress(void *ctx, const char *stage) { rpc_call_progress(ctx, stage); }
 
-int bangerd_params(struct rpc_call *call, const char *const *keys,
-                   const struct bangerd_string_param *strings)
-{
-    int r = rpc_params_check(call, keys);
-    for (size_t i = 0; r == 0 && strings && strings[i].key; i++) {
-        r = rpc_param_string(call, strings[i].key, strings[i].required, strings[i].out);
-        if (r == -ENOENT && !strings[i].required)
-            r = 0;
-    }
-    return r;
-}
-
-int bangerd_vm_ref(struct rpc_call *call, const char *const *keys, const char **ref)
-{
-    const struct bangerd_string_param vm[] = { { "vm", true, ref }, { NULL, false, NULL } };
-    return bangerd_params(call, keys, vm);
-}
-
 int bangerd_image_result(struct rpc_call *call, struct image_record *img, int r)
 {
     if (r < 0)

@@ -16,6 +16,7 @@
 
 #define GUEST_HOSTS_MAX (4 * 1024 * 1024)
 #define GUEST_KEY_TYPE "ssh-ed25519"
+#define GUEST_BASE64 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 /* One writer at a time for the known_hosts file. */
 static pthread_mutex_t guest_hosts_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -40,11 +41,14 @@ int guest_host_scan(const char *ip, char **key, struct banger_error *err)
         char *type = strchr(l, ' ');
         if (!type || strncmp(type + 1, GUEST_KEY_TYPE " ", strlen(GUEST_KEY_TYPE) + 1) != 0)
             continue;
-        char *k = xstrdup(type + 1);
-        /* "ssh-ed25519 AAAA" without trailing blanks or comments. */
-        char *blob = k + strlen(GUEST_KEY_TYPE) + 1;
-        blob[strcspn(blob, " \r")] = '\0';
-        *key = k;
+        /* "ssh-ed25519 AAAA" without trailing blanks or comments. The key
+         * goes into known_hosts: only a base64 blob, as ssh-keyscan prints
+         * one, is taken. */
+        const char *blob = type + 1 + strlen(GUEST_KEY_TYPE) + 1;
+        size_t blob_len = strspn(blob, GUEST_BASE64);
+        if (blob_len == 0 || (blob[blob_len] && blob[blob_len] != ' ' && blob[blob_len] != '\r'))
+            continue;
+        *key = xasprintf("%s %.*s", GUEST_KEY_TYPE, (int)blob_len, blob);
         r = 0;
         break;
     }

@@ -1,1 +1,1 @@
-libbangercore_la_SOURCES += rpc/server.c rpc/server.h
+libbangercore_la_SOURCES += rpc/server.c rpc/server.h rpc/request.c

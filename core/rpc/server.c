@@ -208,8 +208,7 @@ static void rpc_serve(struct rpc_server *s, struct rpc_conn *conn)
     struct rpc_call call = { .fd = fd, .started_ms = rpc_now_ms(),
                              .send_timeout_ms = s->limits.send_timeout_ms };
     char *text = NULL;
-    cJSON *req = NULL;
-    cJSON *empty = NULL;
+    struct rpc_request req = { 0 };
 
     bg_log_new_op(call.op_id, sizeof(call.op_id));
     bg_log_set_op(call.op_id);
@@ -239,37 +238,12 @@ static void rpc_serve(struct rpc_server *s, struct rpc_conn *conn)
         rpc_send_error(&call, "bad_request", bg_error_text(&e));
         goto done;
     }
-    req = cJSON_Parse(text);
-    if (!cJSON_IsObject(req)) {
-        rpc_send_error(&call, "bad_request", "request is not a JSON object");
+    if (rpc_request_parse(text, &req, why, sizeof(why)) < 0) {
+        rpc_send_error(&call, "bad_request", why);
         goto done;
     }
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
-    const cJSON *method = cJSON_GetObjectItemCaseSensitive(req, "method");
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
-    char msg[256];
-    if (!cJSON_IsNumber(v) || v->valuedouble != RPC_PROTOCOL_VERSION) {
-        if (cJSON_IsNumber(v))
-            snprintf(msg, sizeof(msg), "protocol version %g is not supported (bangerd speaks %d)",
-                     v->valuedouble, RPC_PROTOCOL_VERSION);
-        else
-            snprintf(msg, sizeof(msg), "request has no protocol version \"v\" (bangerd speaks %d)",
-                     RPC_PROTOCOL_VERSION);
-        rpc_send_error(&call, "bad_request", msg);
-        goto done;
-    }
-    if (!cJSON_IsString(method) || !method->valuestring[0]) {
-        rpc_send_error(&call, "bad_request", "request has no \"method\" string");
-        goto done;
-    }
-    if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params)) {
-        rpc_send_error(&call, "bad_request", "\"params\" must be an object");
-        goto done;
-    }
-    if (!params || cJSON_IsNull(params))
-        params = empty = cJSON_CreateObject();
-    call.method = method->valuestring;
-    call.params = params;
+    call.method = req.method;
+    call.params = req.params;
     pthread_mutex_lock(&s->mutex);
     snprintf(conn->method, sizeof(conn->method), "%s", call.method);
     pthread_mutex_unlock(&s->mutex);
@@ -292,8 +266,7 @@ static void rpc_serve(struct rpc_server *s, struct rpc_conn *conn)
 done:
     bg_caller_clear(&call.caller);
     cJSON_Delete(call.result);
-    cJSON_Delete(req);
-    cJSON_Delete(empty);
+    rpc_request_clear(&req);
     free(text);
     bg_log_set_op(NULL);
 }
@@ -561,60 +534,5 @@ unsigned rpc_server_stop(struct rpc_server *s)
     pthread_cond_destroy(&s->idle);
     free(s->path);
     free(s);
-    return 0;
-}
-
-/* ---- params ------------------------------------------------------------- */
-
-int rpc_param_string(struct rpc_call *call, const char *key, bool required, const char **out)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
-    if (!it || cJSON_IsNull(it)) {
-        if (required)
-            return bg_fail(&call->err, -EINVAL, "%s: missing parameter \"%s\"", call->method, key);
-        return -ENOENT;
-    }
-    if (!cJSON_IsString(it))
-        return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be a string", call->method, key);
-    *out = it->valuestring;
-    return 0;
-}
-
-int rpc_param_uint(struct rpc_call *call, const char *key, unsigned long long max,
-                   unsigned long long *out)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
-    if (!it || cJSON_IsNull(it))
-        return -ENOENT;
-    if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > (double)max ||
-        it->valuedouble != (double)(unsigned long long)it->valuedouble)
-        return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be a whole number between 0 and %llu",
-                       call->method, key, max);
-    *out = (unsigned long long)it->valuedouble;
-    return 0;
-}
-
-int rpc_param_bool(struct rpc_call *call, const char *key, bool *out)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(call->params, key);
-    if (!it || cJSON_IsNull(it))
-        return -ENOENT;
-    if (!cJSON_IsBool(it))
-        return bg_fail(&call->err, -EINVAL, "%s: parameter \"%s\" must be true or false", call->method, key);
-    *out = cJSON_IsTrue(it);
-    return 0;
-}
-
-int rpc_params_check(struct rpc_call *call, const char *const *allowed)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, call->params) {
-        bool ok = false;
-        for (size_t i = 0; allowed && allowed[i]; i++)
-            if (strcmp(allowed[i], it->string) == 0)
-                ok = true;
-        if (!ok)
-            return bg_fail(&call->err, -EINVAL, "%s: unknown parameter \"%s\"", call->method, it->string);
-    }
     return 0;
 }

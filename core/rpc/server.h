@@ -73,6 +73,21 @@ unsigned rpc_server_stop(struct rpc_server *server);
 /* Is `uid` (with primary `gid`) root or a member of `group`? */
 bool rpc_peer_authorized(uid_t uid, gid_t gid, bool have_group, gid_t group);
 
+/* One request line, parsed: a JSON object with "v" (RPC_PROTOCOL_VERSION),
+ * a non-empty "method" string and "params" (an object; absent or null
+ * becomes an empty one). method and params point into root or empty. */
+struct rpc_request {
+    cJSON *root;
+    cJSON *empty;
+    const char *method;
+    const cJSON *params;
+};
+
+/* Returns 0 with *out filled (free it with rpc_request_clear), or -EINVAL
+ * with the reason in why (rpc/request.c, like the helpers below). */
+int rpc_request_parse(const char *text, struct rpc_request *out, char *why, size_t why_len);
+void rpc_request_clear(struct rpc_request *req);
+
 /* Helpers for handlers reading params: 0 / -ENOENT (absent) / -EINVAL. */
 int rpc_param_string(struct rpc_call *call, const char *key, bool required, const char **out);
 int rpc_param_uint(struct rpc_call *call, const char *key, unsigned long long max,

@@ -63,11 +63,12 @@ static int vsock_connect(struct hvsock_conn *c, const char *uds_path, unsigned p
     return r;
 }
 
+/* The guest's string, escaped: it goes into the daemon's log lines. */
 static void vsock_copy_str(const cJSON *obj, const char *key, char *out, size_t out_len)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
-    snprintf(out, out_len, "%s", cJSON_IsString(item) ? item->valuestring : "");
+    hvsock_excerpt(cJSON_IsString(item) ? item->valuestring : "", out_len, out, out_len);
 }
 
 static int vsock_check_health(const char *line, struct vsock_health *health, char *why,
@@ -94,12 +95,16 @@ static int vsock_check_health(const char *line, struct vsock_health *health, cha
         goto cleanup;
     }
     if (!cJSON_IsTrue(ok)) {
-        snprintf(why, why_len, "agent error: %s",
-                 cJSON_IsString(error) ? error->valuestring : excerpt);
+        /* The reason ends up in the VM's last_error and on a terminal. */
+        if (cJSON_IsString(error))
+            vsock_excerpt(error->valuestring, excerpt, sizeof(excerpt));
+        snprintf(why, why_len, "agent error: %s", excerpt);
         goto cleanup;
     }
     if (!cJSON_IsString(op) || strcmp(op->valuestring, AGENT_OP_HEALTH) != 0 ||
-        !cJSON_IsString(boot_id) || boot_id->valuestring[0] == '\0' || !cJSON_IsNumber(uptime)) {
+        !cJSON_IsString(boot_id) || boot_id->valuestring[0] == '\0' || !cJSON_IsNumber(uptime) ||
+        /* a long long, or the cast below is undefined */
+        !(uptime->valuedouble >= 0 && uptime->valuedouble < 9223372036854775807.0)) {
         snprintf(why, why_len, "not a health reply: \"%s\"", excerpt);
         goto cleanup;
     }

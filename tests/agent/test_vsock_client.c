@@ -122,6 +122,39 @@ START_TEST(garbage_reply)
 }
 END_TEST
 
+/* A hostile guest's agent: what it says reaches the daemon's log, the VM's
+ * last_error and the user's terminal only escaped, and numbers that do not
+ * fit are refused (found by tests/fuzz/fuzz_vsock_health). */
+START_TEST(hostile_reply)
+{
+    struct vsock_shim shim;
+    struct vsock_health h;
+    char why[1024] = "";
+
+    ck_assert_int_eq(vsock_shim_start_reply(&shim, uds, "{\"v\":1,\"ok\":false,\"op\":\"health\","
+                                            "\"error\":\"busy\\u001b[2J\\nroot# \"}"), 0);
+    ck_assert_int_eq(wait_for(10000, &h, why, sizeof(why), NULL, NULL), -EPROTO);
+    ck_assert_msg(strstr(why, "agent error: busy\\x1b[2J\\x0aroot# "), "%s", why);
+    for (const char *p = why; *p; p++)
+        ck_assert_int_ge((unsigned char)*p, 0x20);
+    vsock_shim_stop(&shim);
+
+    ck_assert_int_eq(vsock_shim_start_reply(&shim, uds, "{\"v\":1,\"ok\":true,\"op\":\"health\","
+                                            "\"version\":\"1\\r\\nfake log line\",\"boot_id\":\"b\","
+                                            "\"uptime_ms\":5,\"hostname\":\"\\u001b]0;x\\u0007\"}"), 0);
+    ck_assert_int_eq(wait_for(10000, &h, why, sizeof(why), NULL, NULL), 0);
+    ck_assert_str_eq(h.version, "1\\x0d\\x0afake log line");
+    ck_assert_str_eq(h.hostname, "\\x1b]0;x\\x07");
+    vsock_shim_stop(&shim);
+
+    ck_assert_int_eq(vsock_shim_start_reply(&shim, uds, "{\"v\":1,\"ok\":true,\"op\":\"health\","
+                                            "\"boot_id\":\"b\",\"uptime_ms\":1e300}"), 0);
+    ck_assert_int_eq(wait_for(10000, &h, why, sizeof(why), NULL, NULL), -EPROTO);
+    ck_assert_msg(strstr(why, "not a health reply"), "%s", why);
+    vsock_shim_stop(&shim);
+}
+END_TEST
+
 START_TEST(socket_missing)
 {
     struct vsock_health h;
@@ -185,6 +218,7 @@ static Suite *vsock_client_suite(void)
     tcase_add_test(tc, agent_never_up);
     tcase_add_test(tc, garbage_handshake);
     tcase_add_test(tc, garbage_reply);
+    tcase_add_test(tc, hostile_reply);
     tcase_add_test(tc, socket_missing);
     tcase_add_test(tc, firecracker_exited);
     tcase_add_test(tc, refused_is_never_answered);

@@ -1,12 +1,14 @@
 /* vsock.so loaded by the daemon's own loader and driven through the real
  * host API (core/libbangercore.la): config validation, the vsock device,
- * readiness through the shim, and idempotent socket clean-up. */
+ * readiness through the shim, and idempotent socket clean-up; and the
+ * daemon's own agent client (vm.agent) against a hostile reply. */
 #include "config.h"
 
 #include "agent-harness.h"
 #include "vsock-shim.h"
 
 #include "config/config.h"
+#include "daemon/agent_client.h"
 #include "host/host.h"
 #include "host/vm.h"
 #include "loader/loader.h"
@@ -160,6 +162,25 @@ START_TEST(lifecycle)
 }
 END_TEST
 
+/* The guest's error text reaches the client's terminal only escaped (found
+ * by tests/fuzz/fuzz_vsock_health in the module's copy of this check). */
+START_TEST(agent_client_escapes_guest_text)
+{
+    struct banger_error err = {0};
+    struct agent_reply reply;
+    struct vsock_shim shim;
+    char uds[128];
+
+    snprintf(uds, sizeof(uds), "%s/v.sock", dir);
+    ck_assert_int_eq(vsock_shim_start_reply(&shim, uds, "{\"v\":1,\"ok\":false,\"op\":\"ports\","
+                                            "\"error\":\"busy\\u001b[2J\\nroot# \"}"), 0);
+    ck_assert_int_eq(agent_request(uds, 10789, "ports", 10000, &reply, &err), -EREMOTEIO);
+    ck_assert_str_eq(err.msg, "guest agent error: busy\\x1b[2J\\x0aroot# ");
+    ck_assert_ptr_null(reply.json);
+    vsock_shim_stop(&shim);
+}
+END_TEST
+
 static Suite *vsock_plugin_suite(void)
 {
     Suite *s = suite_create("vsock-plugin");
@@ -169,6 +190,7 @@ static Suite *vsock_plugin_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, config_validation);
     tcase_add_test(tc, lifecycle);
+    tcase_add_test(tc, agent_client_escapes_guest_text);
     suite_add_tcase(s, tc);
     return s;
 }

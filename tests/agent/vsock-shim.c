@@ -78,6 +78,15 @@ static void shim_serve(struct vsock_shim *s, int fd)
             harness_send(fd, "this is not json\n", 17);
         return;
     }
+    case SHIM_SCRIPTED_REPLY: {
+        char req[256];
+        harness_send(fd, ok, sizeof(ok) - 1);
+        if (harness_read_line(fd, req, sizeof(req)) >= 0) {
+            harness_send(fd, s->reply, strlen(s->reply));
+            harness_send(fd, "\n", 1);
+        }
+        return;
+    }
     case SHIM_FORWARD:
         agent = harness_connect(s->target);
         if (agent < 0)
@@ -113,14 +122,15 @@ static void *shim_main(void *arg)
     return NULL;
 }
 
-int vsock_shim_start(struct vsock_shim *s, const char *path, const char *target,
-                     enum shim_mode mode)
+static int shim_start(struct vsock_shim *s, const char *path, const char *target,
+                      enum shim_mode mode, const char *reply)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int r;
 
     memset(s, 0, sizeof(*s));
     s->mode = mode;
+    snprintf(s->reply, sizeof(s->reply), "%s", reply);
     snprintf(s->path, sizeof(s->path), "%s", path);
     snprintf(s->target, sizeof(s->target), "%s", target);
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -132,6 +142,17 @@ int vsock_shim_start(struct vsock_shim *s, const char *path, const char *target,
         return -errno;
     r = pthread_create(&s->thread, NULL, shim_main, s);
     return -r;
+}
+
+int vsock_shim_start(struct vsock_shim *s, const char *path, const char *target,
+                     enum shim_mode mode)
+{
+    return shim_start(s, path, target, mode, "");
+}
+
+int vsock_shim_start_reply(struct vsock_shim *s, const char *path, const char *reply)
+{
+    return shim_start(s, path, "/nonexistent", SHIM_SCRIPTED_REPLY, reply);
 }
 
 void vsock_shim_stop(struct vsock_shim *s)

@@ -10,6 +10,7 @@ enum shim_mode {
     SHIM_FORWARD,               /* like Firecracker: close when no guest listener */
     SHIM_GARBAGE_HANDSHAKE,     /* answer CONNECT with garbage */
     SHIM_GARBAGE_REPLY,         /* OK, then garbage instead of the agent's reply */
+    SHIM_SCRIPTED_REPLY,        /* OK, then `reply` as the agent's reply line */
 };
 
 struct vsock_shim {
@@ -20,10 +21,13 @@ struct vsock_shim {
     char path[128];             /* where the shim listens (uds_path) */
     char target[128];           /* the agent's Unix socket */
     unsigned last_port;         /* port named in the last CONNECT */
+    char reply[512];            /* SHIM_SCRIPTED_REPLY: the line sent, '\n' added */
 };
 
 int vsock_shim_start(struct vsock_shim *s, const char *path, const char *target,
                      enum shim_mode mode);
+/* SHIM_SCRIPTED_REPLY: a hostile guest's agent that answers `reply`. */
+int vsock_shim_start_reply(struct vsock_shim *s, const char *path, const char *reply);
 void vsock_shim_stop(struct vsock_shim *s);
 
 #endif

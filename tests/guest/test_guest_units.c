@@ -94,6 +94,51 @@ START_TEST(test_pin_change_forget)
 }
 END_TEST
 
+/* ssh-keyscan, faked through the runner's hook: its stdout is `units_scan_out`. */
+static const char *units_scan_out;
+
+static int units_scan_hook(void *ctx, const char *const *argv, struct banger_run_result *res)
+{
+    (void)ctx;
+    ck_assert_str_eq(argv[0], "ssh-keyscan");
+    res->out = strdup(units_scan_out);
+    res->out_len = strlen(units_scan_out);
+    return 1;
+}
+
+static int units_scan(const char *out, char **key)
+{
+    struct banger_error err = { 0 };
+    units_scan_out = out;
+    runner_set_hook(units_scan_hook, NULL);
+    int r = guest_host_scan("172.29.0.2", key, &err);
+    runner_set_hook(NULL, NULL);
+    return r;
+}
+
+START_TEST(test_scan_takes_only_a_key)
+{
+    char *key = NULL;
+    ck_assert_int_eq(units_scan("# 172.29.0.2:22 SSH-2.0-OpenSSH_9.2p1\n"
+                                "172.29.0.2 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRp+/C= x\r\n", &key), 0);
+    ck_assert_str_eq(key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRp+/C=");
+    free(key);
+    /* What lands in known_hosts is a base64 blob, as ssh-keyscan prints it:
+     * an empty one, or one with other bytes in it, is no key (the fuzzer's
+     * finds: "#" and a tab inside the blob, nothing after the type). */
+    key = NULL;
+    ck_assert_int_eq(units_scan("172.29.0.2 ssh-ed25519 AAAAC3Nza#C1lZDI1\n", &key), -EAGAIN);
+    ck_assert_int_eq(units_scan("172.29.0.2 ssh-ed25519 AAAA\tmore\n", &key), -EAGAIN);
+    ck_assert_int_eq(units_scan("172.29.0.2 ssh-ed25519 \n", &key), -EAGAIN);
+    ck_assert_int_eq(units_scan("172.29.0.2 ssh-ed25519  AAAA\n", &key), -EAGAIN);
+    ck_assert_ptr_null(key);
+    /* A bad line does not hide a good one after it. */
+    ck_assert_int_eq(units_scan("172.29.0.2 ssh-ed25519 \x1b[2J\n172.29.0.2 ssh-ed25519 BBBB\n", &key), 0);
+    ck_assert_str_eq(key, "ssh-ed25519 BBBB");
+    free(key);
+}
+END_TEST
+
 static char *units_debugfs(const char *disk, const char *request)
 {
     struct banger_run_result res = { .struct_size = sizeof(res) };
@@ -338,6 +383,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_line_names);
     tcase_add_test(tc, test_pin_change_forget);
+    tcase_add_test(tc, test_scan_takes_only_a_key);
     tcase_add_test(tc, test_setup_and_inject);
     tcase_add_test(tc, test_key_per_uid);
     tcase_add_test(tc, test_debugfs_unprivileged);

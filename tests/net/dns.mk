@@ -29,14 +29,15 @@ test_dns_plugin_LDADD = $(top_builddir)/core/libbangercore.la $(CHECK_LIBS) $(LD
 
 EXTRA_DIST += fuzz_dns_query.c dns-corpus
 
-# libFuzzer target: `make fuzz-dns` (FUZZ_DNS_RUNS executions, default 1000000).
-# New inputs it finds go to a scratch dir removed afterwards; the seeds are
+# libFuzzer target: `make fuzz-dns` (FUZZ_DNS_RUNS executions, default 1000000,
+# or FUZZ_SECONDS, 0: no limit; the top-level `make fuzz` sets both). New
+# inputs and any crash go to fuzz-work/fuzz_dns_query/; the seeds are
 # dns-corpus/.
 FUZZ_DNS_RUNS = 1000000
+FUZZ_SECONDS = 0
 fuzz-dns: fuzz_dns_query$(EXEEXT)
-	rm -rf dns-fuzz-work && mkdir dns-fuzz-work
-	./fuzz_dns_query$(EXEEXT) -runs=$(FUZZ_DNS_RUNS) -max_len=4096 -print_final_stats=1 \
-		dns-fuzz-work $(srcdir)/dns-corpus; rc=$$?; rm -rf dns-fuzz-work; exit $$rc
+	$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh $(FUZZ_DNS_RUNS) $(FUZZ_SECONDS) \
+		fuzz_dns_query $(srcdir)/dns-corpus 4096
 
 fuzz_dns_query$(EXEEXT): $(srcdir)/fuzz_dns_query.c $(DNS_PLUGIN_DIR)/dns-query.c \
 		$(DNS_PLUGIN_DIR)/dns-query.h
@@ -46,4 +47,6 @@ fuzz_dns_query$(EXEEXT): $(srcdir)/fuzz_dns_query.c $(DNS_PLUGIN_DIR)/dns-query.
 		-o $@ $(srcdir)/fuzz_dns_query.c $(DNS_PLUGIN_DIR)/dns-query.c $(LDNS_LIBS)
 
 CLEANFILES += fuzz_dns_query$(EXEEXT)
+clean-local:
+	rm -rf fuzz-work
 .PHONY: fuzz-dns
