@@ -130,10 +130,12 @@ static const char guest_work_script[] =
     "fi\n"
     "exit 0\n";
 
-/* nofail: a VM without a work disk still boots, with the image's /root. */
+/* nofail: a VM without a work disk still boots, with the image's /root. The
+ * wait is long because a slow (emulated, loaded) guest's udev can take more
+ * than ten seconds to name the disk, and without it root has no key. */
 static const char guest_fstab_line[] =
     "# banger: the VM's work disk is root's home\n"
-    "LABEL=" IMAGES_WORK_LABEL " /root ext4 defaults,nofail,x-systemd.device-timeout=10s 0 2\n";
+    "LABEL=" IMAGES_WORK_LABEL " /root ext4 defaults,nofail,x-systemd.device-timeout=60s 0 2\n";
 
 static const char guest_work_unit[] =
     "[Unit]\n"

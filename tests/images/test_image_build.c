@@ -642,7 +642,7 @@ START_TEST(guest_systemd_tree_gets_work_disk_sshd_and_shutdown)
     char *fstab = tree_file(root, "etc/fstab");
     ck_assert_ptr_nonnull(strstr(fstab, "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"));
     ck_assert_uint_eq(count_of(fstab, "\nLABEL=banger-work /root ext4 "
-                                      "defaults,nofail,x-systemd.device-timeout=10s 0 2\n"), 1);
+                                      "defaults,nofail,x-systemd.device-timeout=60s 0 2\n"), 1);
     assert_link(root, "etc/systemd/system/multi-user.target.wants/banger-work.service",
                 "/etc/systemd/system/banger-work.service");
     char *work_unit = tree_file(root, "etc/systemd/system/banger-work.service");
