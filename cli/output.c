@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/term_text.h"
 #include "util/xalloc.h"
 
 void out_table_init(struct out_table *t, size_t ncols, const char *const *headers)
@@ -20,11 +21,16 @@ void out_table_init(struct out_table *t, size_t ncols, const char *const *header
     out_table_add(t, headers);
 }
 
+/* Cells may hold what a guest said (vm health's hostname, vm ports' process
+ * names): a terminal is shown them as text, never as escape sequences. */
 void out_table_add(struct out_table *t, const char *const *cells)
 {
     t->cells = xrealloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(char *));
-    for (size_t c = 0; c < t->ncols; c++)
-        t->cells[t->nrows * t->ncols + c] = xstrdup(cells[c] ? cells[c] : "-");
+    for (size_t c = 0; c < t->ncols; c++) {
+        const char *text = cells[c] ? cells[c] : "-";
+        char *safe = bg_term_escape(text, strlen(text), false, NULL);
+        t->cells[t->nrows * t->ncols + c] = safe ? safe : xstrdup("?");
+    }
     t->nrows++;
 }
 

@@ -593,6 +593,37 @@ START_TEST(test_logs_raw)
 }
 END_TEST
 
+/* vm health and vm ports print what a guest's agent said: a hostile guest's
+ * hostname or process name is shown escaped, not obeyed by the terminal. */
+START_TEST(test_agent_tables_escape_guest_text)
+{
+    static const struct fake_reply replies[] = {
+        { "vm.agent", OK("{\"vm\":\"web\",\"version\":\"1\",\"uptime_ms\":1000,"
+                         "\"hostname\":\"h\\u001b]0;pwned\\u0007\",\"boot_id\":\"b\\u001b[2J\",\"latency_ms\":1}") },
+        { NULL, NULL },
+    };
+    static const struct fake_reply port_replies[] = {
+        { "vm.agent", OK("{\"vm\":\"web\",\"ports\":[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\","
+                         "\"port\":22,\"comm\":\"ssh\\u001b[31md\",\"pid\":7}]}") },
+        { NULL, NULL },
+    };
+    struct fake_result res;
+
+    RUN(replies, &res, "vm", "health", "web");
+    ck_assert_int_eq(res.exit_status, 0);
+    ck_assert_msg(!memchr(res.out, 0x1b, res.out_len) && !memchr(res.out, 0x07, res.out_len),
+                  "raw control bytes in: %s", res.out);
+    ck_assert_ptr_nonnull(strstr(res.out, "h\\x1b]0;pwned\\x07"));
+    ck_assert_ptr_nonnull(strstr(res.out, "b\\x1b[2J"));
+    fake_result_free(&res);
+    RUN(port_replies, &res, "vm", "ports", "web");
+    ck_assert_int_eq(res.exit_status, 0);
+    ck_assert_msg(!memchr(res.out, 0x1b, res.out_len), "raw ESC in: %s", res.out);
+    ck_assert_ptr_nonnull(strstr(res.out, "ssh\\x1b[31md (7)"));
+    fake_result_free(&res);
+}
+END_TEST
+
 START_TEST(test_doctor_fail_exit)
 {
     static const struct fake_reply replies[] = {
@@ -698,6 +729,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_logs_follow);
     tcase_add_test(tc, test_logs_escape_control_bytes);
     tcase_add_test(tc, test_logs_raw);
+    tcase_add_test(tc, test_agent_tables_escape_guest_text);
     tcase_add_test(tc, test_doctor_fail_exit);
     tcase_add_test(tc, test_completion_bash);
     suite_add_tcase(s, tc);
