@@ -20,7 +20,8 @@ static int method_image_import(struct bangerd *d, struct rpc_call *call)
     static const char *const keys[] = { "name", "tar", "kernel", "initrd", NULL };
     const struct images_cancel cancel = { method_client_gone, call };
     struct images_import_params p = { .progress = bangerd_progress, .progress_ctx = call,
-                                       .caller = &call->caller, .cancel = &cancel };
+                                       .caller = &call->caller, .cancel = &cancel,
+                                       .max_bytes = d->cfg->images.max_rootfs_bytes };
     const struct bangerd_string_param strings[] = {
         { "name", true, &p.name }, { "tar", true, &p.tar }, { "kernel", true, &p.kernel },
         { "initrd", false, &p.initrd }, { NULL, false, NULL }

@@ -120,13 +120,13 @@ int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
 
     if (fd < 0)
         return bg_fail_errno(err, -errno, "cannot read %s", tar);
-    r = images_extract_tree_fd(fd, tar, root, bytes, err);
+    r = images_extract_tree_fd(fd, tar, root, 0, bytes, err);
     close(fd);
     return r;
 }
 
-int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64_t *bytes,
-                           struct banger_error *err)
+int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64_t max_bytes,
+                           uint64_t *bytes, struct banger_error *err)
 {
     struct archive *in = archive_read_new();
     struct archive *out = archive_write_disk_new();
@@ -188,9 +188,18 @@ int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64
             archive_entry_set_hardlink(e, target);
             free(target);
         }
-        if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size_is_set(e))
+        if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size_is_set(e) &&
+            archive_entry_size(e) > 0)
             *bytes += (uint64_t)archive_entry_size(e);
         *bytes += 4096; /* an inode and a directory entry, roughly */
+        /* A few KiB of sparse tar can declare a TiB: refuse before writing. */
+        if (max_bytes && *bytes > max_bytes) {
+            r = bg_fail(err, -EFBIG,
+                        "tar entry '%s': the tree would hold more than %llu bytes "
+                        "(images.max_rootfs_bytes)", orig, (unsigned long long)max_bytes);
+            free(orig);
+            goto cleanup;
+        }
         rc = archive_write_header(out, e);
         if (rc < ARCHIVE_WARN) {
             r = bg_fail(err, -EINVAL, "tar entry '%s': %s", orig, archive_error_string(out));
@@ -301,7 +310,7 @@ int images_import(struct store *store, const char *images_dir,
     }
     if (p->progress)
         p->progress(p->progress_ctx, "extract");
-    r = images_extract_tree_fd(tar_fd, p->tar, root, &bytes, err);
+    r = images_extract_tree_fd(tar_fd, p->tar, root, p->max_bytes, &bytes, err);
     if (r == 0 && images_cancelled(p->cancel))
         r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
     if (r == 0)

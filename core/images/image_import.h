@@ -24,6 +24,8 @@ struct images_import_params {
     const struct bg_caller *caller; /* tar, kernel and initrd are opened as this
                                        client; NULL: as the daemon */
     const struct images_cancel *cancel; /* checked between steps; NULL: never */
+    uint64_t max_bytes;            /* the tree's content may not exceed this
+                                      (images.max_rootfs_bytes); 0: no cap */
 };
 
 int images_import(struct store *store, const char *images_dir,
@@ -38,9 +40,11 @@ int images_import(struct store *store, const char *images_dir,
 int images_extract_tree(const char *tar, const char *root, uint64_t *bytes,
                         struct banger_error *err);
 /* The same from an open descriptor (read from its current position; left
- * open); `tar` names it in errors. */
-int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64_t *bytes,
-                           struct banger_error *err);
+ * open); `tar` names it in errors. With max_bytes non-zero, an entry that
+ * would take the content (sizes as declared, sparse files at their full
+ * size) past it is refused with -EFBIG before anything of it is written. */
+int images_extract_tree_fd(int tar_fd, const char *tar, const char *root, uint64_t max_bytes,
+                           uint64_t *bytes, struct banger_error *err);
 
 /* Make an ext4 file `path` from the tree at `root`: a sparse file of
  * max(1 GiB, content x 1.5), then mkfs.ext4 -d. */

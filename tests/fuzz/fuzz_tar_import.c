@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0);
     FUZZ_CHECK(mkdir(fuzz_root, 0755) == 0);
 
-    r = images_extract_tree_fd(fd, "fuzz.tar", fuzz_root, &bytes, &err);
+    r = images_extract_tree_fd(fd, "fuzz.tar", fuzz_root, 0, &bytes, &err);
     close(fd);
     if (r < 0) {
         FUZZ_CHECK(r == -EINVAL || r == -EIO);

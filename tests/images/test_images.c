@@ -249,6 +249,27 @@ START_TEST(import_rejects_dotdot)
 }
 END_TEST
 
+/* A few KiB of tar declaring a 1 TiB sparse file: refused at its header by
+ * the rootfs cap, before a byte of it lands in the staging tree. */
+START_TEST(import_sparse_bomb_refused)
+{
+    static const char tail[] = "x";
+    const struct itest_sparse bomb = { tail, 1, 1ull << 40 };
+    const struct itest_entry e[] = { { "./etc", 'd', NULL, 0 },
+                                     { "./big", 's', (const char *)&bomb, 0 } };
+    char *tar = itest_path(&t, "bomb.tar");
+    struct banger_error err = { 0 };
+    itest_write_tar(tar, false, e, 2);
+    struct images_import_params p = { .name = "bomb", .tar = tar, .kernel = itest_elf_kernel(),
+                                      .max_bytes = 64ull << 30 };
+    struct image_record *img = NULL;
+    ck_assert_int_eq(images_import(t.store, t.images_dir, &p, &img, &err), -EFBIG);
+    assert_msg_has(&err, "tar entry './big': the tree would hold more than 68719476736 bytes");
+    ck_assert_int_eq(itest_count_images_dir(&t), 0);
+    free(tar);
+}
+END_TEST
+
 START_TEST(import_rejects_absolute)
 {
     const struct itest_entry e[] = { { "/abs", 'f', "x", 0 } };
@@ -1202,6 +1223,7 @@ static Suite *images_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, import_rejects_dotdot);
     tcase_add_test(tc, import_rejects_absolute);
+    tcase_add_test(tc, import_sparse_bomb_refused);
     tcase_add_test(tc, import_rejects_device_node_outside_dev);
     tcase_add_test(tc, import_rejects_node_below_dev_subdir);
     tcase_add_test(tc, import_rejects_fifo_outside_dev);
