@@ -1,14 +1,15 @@
 /* banger-console-log: keeps a VM's console output in a bounded ring.
  *
- *   banger-console-log MAX_BYTES
+ *   banger-console-log MAX_BYTES [UID]
  *     fd 0  the read end of the VMM's stdout/stderr pipe
  *     fd 3  firecracker.log        (newest part of the ring, read-write)
  *     fd 4  firecracker.log.1      (the part before it, read-write)
  *     fd 5  firecracker.log.start  (text: the stream offset of firecracker.log's first byte)
  *
  * bangerd opens the three files as root and starts this program, detached
- * like the VMM so that it outlives daemon restarts. It drops to the unprivileged
- * "nobody" user before it reads a byte, keeps only the descriptors it was given,
+ * like the VMM so that it outlives daemon restarts. It drops to UID (gid the
+ * same; bangerd gives each VM a uid of its own) or, without one, to "nobody"
+ * before it reads a byte, keeps only the descriptors it was given,
  * and exits when the pipe reports end of file (the VMM, and anything that
  * inherited its stdout, has exited).
  *
@@ -47,16 +48,21 @@ static void console_die(const char *what)
     exit(1);
 }
 
-/* Become nobody (no groups, no way back, not dumpable) when started as root. */
-static void console_drop_privileges(void)
+/* Become `own_uid` (a uid no other user's process has, so none can signal
+ * the writer), or nobody when 0; no groups, no way back, not dumpable. Only
+ * when started as root. */
+static void console_drop_privileges(uid_t own_uid)
 {
     uid_t uid = CONSOLE_NOBODY_ID;
     gid_t gid = CONSOLE_NOBODY_ID;
 
     if (geteuid() != 0)
         return;
-    const struct passwd *pw = getpwnam("nobody");
-    if (pw && pw->pw_uid != 0) {
+    const struct passwd *pw = own_uid ? NULL : getpwnam("nobody");
+    if (own_uid) {
+        uid = own_uid;
+        gid = (gid_t)own_uid;
+    } else if (pw && pw->pw_uid != 0) {
         uid = pw->pw_uid;
         gid = pw->pw_gid;
     }
@@ -146,8 +152,9 @@ int main(int argc, char **argv)
     char *end = NULL;
     struct stat st;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: banger-console-log MAX_BYTES (fds 0, 3, 4, 5: see the source)\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr,
+                "usage: banger-console-log MAX_BYTES [UID] (fds 0, 3, 4, 5: see the source)\n");
         return 2;
     }
     errno = 0;
@@ -157,7 +164,17 @@ int main(int argc, char **argv)
                 CONSOLE_MIN_BYTES);
         return 2;
     }
-    console_drop_privileges();
+    uid_t own_uid = 0;
+    if (argc == 3) {
+        errno = 0;
+        unsigned long long u = strtoull(argv[2], &end, 10);
+        if (errno || *end || u == 0 || u >= (uid_t)-1) {
+            fprintf(stderr, "banger-console-log: UID '%s' is not a uid above 0\n", argv[2]);
+            return 2;
+        }
+        own_uid = (uid_t)u;
+    }
+    console_drop_privileges(own_uid);
     for (int fd = CONSOLE_CUR_FD; fd <= CONSOLE_START_FD; fd++)
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
             console_die("fds 3, 4 and 5 must be regular files");

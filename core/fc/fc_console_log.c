@@ -171,7 +171,11 @@ int fc_console_log_start(const struct fc_driver *drv, struct banger_vm *vm, int 
     }
     (void)fcntl(pipe_fds[1], F_SETPIPE_SZ, FC_CONSOLE_PIPE_BYTES); /* best effort */
     snprintf(max_text, sizeof(max_text), "%llu", max);
-    char *argv[] = { (char *)bin, max_text, NULL };
+    /* The VM's own uid (its jailed VMM's too): no other user's process may
+     * signal the writer and so silence the console record. */
+    char uid_text[24];
+    snprintf(uid_text, sizeof(uid_text), "%u", (unsigned)fc_jail_uid(drv, vm));
+    char *argv[] = { (char *)bin, max_text, uid_text, NULL };
     const int fds[4] = { pipe_fds[0], ring.cur, ring.old, ring.start };
     r = fc_console_spawn(bin, argv, fds, &pid, err);
     if (r < 0)

@@ -67,7 +67,22 @@ static bool proc_zombie(pid_t pid)
     return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
 }
 
-/* Live processes running as a jail uid of this test; the pid of the last one. */
+/* The VM's console writer runs as the VM's uid too; it is not a VMM. */
+static bool proc_is_console_writer(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    return strncmp(comm, "banger-console", 14) == 0;
+}
+
+/* Live VMMs running as a jail uid of this test (kill_them: every process of
+ * those uids); the pid of the last VMM. */
 static int jailed_vmms(pid_t *last, bool kill_them)
 {
     DIR *d = opendir("/proc");
@@ -78,11 +93,13 @@ static int jailed_vmms(pid_t *last, bool kill_them)
         long uid = pid > 0 ? proc_uid(pid) : -1;
         if (uid < (long)UID_BASE || uid >= (long)(UID_BASE + UID_SPAN) || proc_zombie(pid))
             continue;
+        if (kill_them)
+            kill(pid, SIGKILL);
+        if (proc_is_console_writer(pid))
+            continue;
         n++;
         if (last)
             *last = pid;
-        if (kill_them)
-            kill(pid, SIGKILL);
     }
     if (d)
         closedir(d);

@@ -1,7 +1,7 @@
 /* The console log writer (core/console/banger-console-log.c) and its ring
  * (core/fc/fc_console_ring.c, fc_console_log.c), against the real writer
  * program and fc-double: a guest's console cannot grow the host's disk past
- * the cap, readers see the last bytes in order, the writer runs as nobody
+ * the cap, readers see the last bytes in order, the writer runs as its VM's uid
  * with nothing but its descriptors, and stop leaves no writer behind. */
 #include "config.h"
 
@@ -293,7 +293,7 @@ static void t_launch(struct fc_driver *drv, struct banger_vm *vm)
     ck_assert_msg(fc_launch(drv, vm, &e) == 0, "launch: %s", bg_error_text(&e));
 }
 
-START_TEST(test_writer_runs_as_nobody_with_only_its_fds)
+START_TEST(test_writer_runs_as_its_vms_uid_with_only_its_fds)
 {
     struct fc_driver drv = { .firecracker_bin = FC_DOUBLE, .console_log_max_bytes = T_CAP };
     struct banger_vm *vm = t_vm();
@@ -304,7 +304,27 @@ START_TEST(test_writer_runs_as_nobody_with_only_its_fds)
     pid_t w = fc_console_log_pid(vm);
     ck_assert_int_gt(w, 0);
     ck_assert_int_eq(atoi(bg_vm_get_handle(vm, FC_HANDLE_CONSOLE_PID)), w);
-    ck_assert(t_status_has(w, "Uid:\t65534\t65534\t65534\t65534\n"));
+    /* The VM's own uid, base + CID, as its jailed VMM would have. */
+    char uid_line[96];
+    unsigned own = FC_DEFAULT_JAIL_UID_BASE + vm->info.cid;
+    snprintf(uid_line, sizeof(uid_line), "Uid:\t%u\t%u\t%u\t%u\n", own, own, own, own);
+    ck_assert_msg(t_status_has(w, uid_line), "writer is not uid %u", own);
+    snprintf(uid_line, sizeof(uid_line), "Gid:\t%u\t%u\t%u\t%u\n", own, own, own, own);
+    ck_assert(t_status_has(w, uid_line));
+    /* So another user's process (nobody's, say) cannot signal it. */
+    pid_t killer = fork();
+    ck_assert_int_ge(killer, 0);
+    if (killer == 0) {
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(2);
+        _exit(kill(w, SIGTERM) == 0 ? 0 : errno == EPERM ? 1 : 3);
+    }
+    int kstatus = 0;
+    ck_assert_int_eq(waitpid(killer, &kstatus, 0), killer);
+    ck_assert_msg(WIFEXITED(kstatus) && WEXITSTATUS(kstatus) == 1,
+                  "nobody signalling the writer: exit %d (0: delivered, 1: EPERM as wanted)",
+                  WIFEXITED(kstatus) ? WEXITSTATUS(kstatus) : -1);
     ck_assert(t_status_has(w, "Groups:\t \n"));
     ck_assert(t_status_has(w, "NoNewPrivs:\t1\n"));
     ck_assert(t_status_has(w, "CapEff:\t0000000000000000\n"));
@@ -533,7 +553,7 @@ int main(void)
     tcase_add_test(tc, test_ring_stays_capped_and_reads_in_order);
     tcase_add_test(tc, test_oversized_old_log_is_cut_down);
     tcase_add_test(tc, test_summary_reads_across_the_rotation);
-    tcase_add_test(tc, test_writer_runs_as_nobody_with_only_its_fds);
+    tcase_add_test(tc, test_writer_runs_as_its_vms_uid_with_only_its_fds);
     tcase_add_test(tc, test_flooding_guest_stays_within_the_cap);
     tcase_add_test(tc, test_stop_signals_only_the_writer);
     tcase_add_test(tc, test_stop_kills_a_writer_whose_pipe_stays_open);
