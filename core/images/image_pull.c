@@ -13,7 +13,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -229,50 +228,6 @@ static void pull_stage(const struct images_pull_params *p, const char *stage)
         p->progress(p->progress_ctx, stage);
 }
 
-/* sha256 of the whole bundle, stopping on cancel. */
-static int pull_bundle_sha256(int fd, const char *bundle, const struct images_cancel *cancel,
-                              char hex[IMAGES_SHA256_HEX], struct banger_error *err)
-{
-    enum { CHUNK = 1 << 20 };
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    unsigned char *buf = xmalloc(CHUNK);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    off_t pos = 0;
-    int r = 0;
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        r = bg_fail(err, -ENOMEM, "sha256: cannot set up a digest");
-        goto cleanup;
-    }
-    for (;;) {
-        if (images_cancelled(cancel)) {
-            r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
-            goto cleanup;
-        }
-        ssize_t n = pread(fd, buf, CHUNK, pos);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            r = bg_fail_errno(err, -errno, "read %s", bundle);
-            goto cleanup;
-        }
-        if (n == 0)
-            break;
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
-        pos += n;
-    }
-    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
-        r = bg_fail(err, -EIO, "sha256 of %s failed", bundle);
-        goto cleanup;
-    }
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-cleanup:
-    EVP_MD_CTX_free(ctx);
-    free(buf);
-    return r;
-}
-
 /* What may be fetched from where, before anything is opened. */
 static int pull_check_source(const struct images_pull_params *p, struct banger_error *err)
 {
@@ -343,7 +298,7 @@ static int pull_run(struct store *store, const char *images_dir,
     if (p->sha256) {
         char hex[IMAGES_SHA256_HEX];
         pull_stage(p, "verify");
-        r = pull_bundle_sha256(bundle_fd, bundle, p->cancel, hex, err);
+        r = images_sha256_fd_cancel(bundle_fd, bundle, p->cancel, hex, err);
         if (r < 0)
             goto cleanup;
         if (strcasecmp(hex, p->sha256) != 0) {

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "images/image_bundle.h"
 #include "images/image_stage.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -92,6 +93,12 @@ int images_name_free(struct store *store, const char *name, struct banger_error 
 int images_sha256_fd(int fd, const char *path, char hex[IMAGES_SHA256_HEX],
                      struct banger_error *err)
 {
+    return images_sha256_fd_cancel(fd, path, NULL, hex, err);
+}
+
+int images_sha256_fd_cancel(int fd, const char *path, const struct images_cancel *cancel,
+                            char hex[IMAGES_SHA256_HEX], struct banger_error *err)
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     unsigned char *buf = NULL;
@@ -106,6 +113,10 @@ int images_sha256_fd(int fd, const char *path, char hex[IMAGES_SHA256_HEX],
         goto cleanup;
     }
     for (;;) {
+        if (images_cancelled(cancel)) {
+            r = bg_fail(err, -ECANCELED, "cancelled: the client went away");
+            goto cleanup;
+        }
         ssize_t n = pread(fd, buf, STAGE_CHUNK, pos);
         if (n < 0 && errno == EINTR)
             continue;

@@ -49,6 +49,11 @@ int images_sha256_file(const char *path, char hex[IMAGES_SHA256_HEX], struct ban
  * anywhere); `path` names it in errors. */
 int images_sha256_fd(int fd, const char *path, char hex[IMAGES_SHA256_HEX],
                      struct banger_error *err);
+/* The same, checking `cancel` (image_bundle.h; NULL: never) before each
+ * chunk: -ECANCELED once the client has gone away. */
+struct images_cancel;
+int images_sha256_fd_cancel(int fd, const char *path, const struct images_cancel *cancel,
+                            char hex[IMAGES_SHA256_HEX], struct banger_error *err);
 /* "6.1.0-18-amd64" from the "Linux version ..." banner in an ELF vmlinux's
  * .rodata (the first 64 MiB of the file when there is no section table).
  * -ENOENT when there is none. */
