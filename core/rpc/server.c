@@ -271,13 +271,11 @@ done:
     bg_log_set_op(NULL);
 }
 
-static void *rpc_conn_thread(void *arg)
+/* Close a connection and give back its slot. Closed under the lock:
+ * rpc_server_stop never shuts down a reused fd. */
+static void rpc_conn_forget(struct rpc_server *s, struct rpc_conn *c)
 {
-    struct rpc_conn *c = arg;
-    struct rpc_server *s = c->server;
-    rpc_serve(s, c);
     pthread_mutex_lock(&s->mutex);
-    /* Closed under the lock: rpc_server_stop never shuts down a reused fd. */
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -289,6 +287,14 @@ static void *rpc_conn_thread(void *arg)
     if (--s->active == 0)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mutex);
+}
+
+static void *rpc_conn_thread(void *arg)
+{
+    struct rpc_conn *c = arg;
+    struct rpc_server *s = c->server;
+    rpc_serve(s, c);
+    rpc_conn_forget(s, c);
     return NULL;
 }
 
@@ -390,19 +396,8 @@ static void *rpc_accept_thread(void *arg)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, rpc_conn_thread, c) != 0) {
-            pthread_mutex_lock(&s->mutex);
-            close(fd);
-            if (c->prev)
-                c->prev->next = c->next;
-            else
-                s->conns = c->next;
-            if (c->next)
-                c->next->prev = c->prev;
-            s->active--;
-            pthread_mutex_unlock(&s->mutex);
-            free(c);
-        }
+        if (pthread_create(&t, &attr, rpc_conn_thread, c) != 0)
+            rpc_conn_forget(s, c);
         pthread_attr_destroy(&attr);
     }
     return NULL;
