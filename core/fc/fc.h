@@ -99,6 +99,21 @@ int fc_remove_sockets(struct banger_vm *vm, struct banger_error *err);
  * fc.pid and vm->vmm_pid. */
 int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_error *err);
 
+/* A program double-forked into a session of its own, so it is re-parented
+ * away from the daemon and outlives it (the VMM, its console writer):
+ * fds[i] becomes descriptor i (-1: i stays what it is in the daemon), every
+ * descriptor above is closed, signals are reset. */
+#define FC_DETACHED_MAX_FDS 8
+struct fc_detached {
+    const char *what;     /* error prefix: "firecracker", "console log" */
+    const char *bin;
+    char *const *argv;
+    char *const *envp;
+    const int *fds;
+    int n_fds;            /* 1..FC_DETACHED_MAX_FDS */
+};
+int fc_spawn_detached(const struct fc_detached *d, pid_t *pid_out, struct banger_error *err);
+
 /* Wait until the API socket accepts connections; fails early with
  * "firecracker exited: <console summary>" when the process dies. */
 int fc_wait_api(struct banger_vm *vm, int timeout_ms, struct banger_error *err);

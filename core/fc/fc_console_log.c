@@ -43,106 +43,12 @@ const char *fc_console_log_program(void)
     return env && env[0] ? env : LIBEXECDIR "/banger/banger-console-log";
 }
 
-/* Between fork and exec: async-signal-safe calls only. The first child starts
- * a session and forks the writer, writes its pid and exits, so the writer is
- * re-parented away from the daemon. fds[] = pipe read end, cur, old, start. */
-__attribute__((noreturn)) static void fc_console_child(const char *bin, char *const *argv,
-                                                       const int fds[4], int null_fd, int st_fd)
-{
-    static char *const no_env[] = { NULL };
-    int lifted[4];
-
-    if (setsid() < 0)
-        _exit(126);
-    pid_t pid = fork();
-    if (pid != 0) {
-        int v = pid > 0 ? (int)pid : -errno;
-        ssize_t w = write(st_fd, &v, sizeof(v));
-        (void)w;
-        _exit(0);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++)
-        signal(s, SIG_DFL);
-    /* Lift everything above the target numbers first, then place it. */
-    for (int i = 0; i < 4; i++)
-        if ((lifted[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
-            goto fail;
-    null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
-    st_fd = fcntl(st_fd, F_DUPFD_CLOEXEC, 10);
-    if (null_fd < 0 || st_fd < 0 || dup2(lifted[0], 0) < 0 || dup2(null_fd, 1) < 0)
-        goto fail;
-    for (int i = 1; i < 4; i++)
-        if (dup2(lifted[i], 2 + i) < 0)
-            goto fail;
-    if (dup3(st_fd, 6, O_CLOEXEC) < 0)
-        goto fail;
-    st_fd = 6;
-    /* fd 2 stays the daemon's stderr (its journal) for the writer's errors. */
-    close_range(7, ~0u, 0);
-    execve(bin, argv, no_env);
-fail:;
-    int v = -errno;
-    ssize_t w = write(st_fd, &v, sizeof(v));
-    (void)w;
-    _exit(127);
-}
-
-/* Double-fork the writer; 0 and *pid_out, or why not. */
-static int fc_console_spawn(const char *bin, char *const *argv, const int fds[4], pid_t *pid_out,
-                            struct banger_error *err)
-{
-    int st[2] = { -1, -1 };
-    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    int r = 0;
-    pid_t writer = 0;
-    int exec_errno = 0;
-
-    if (null_fd < 0 || pipe2(st, O_CLOEXEC) < 0) {
-        r = bg_fail_errno(err, -errno, "console log: pipe");
-        goto cleanup;
-    }
-    pid_t mid = fork();
-    if (mid < 0) {
-        r = bg_fail_errno(err, -errno, "console log: fork");
-        goto cleanup;
-    }
-    if (mid == 0)
-        fc_console_child(bin, argv, fds, null_fd, st[1]);
-    close(st[1]);
-    st[1] = -1;
-    while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    /* The pid first; then EOF once the writer exec'd (CLOEXEC), or its errno. */
-    for (int v; read(st[0], &v, sizeof(v)) == (ssize_t)sizeof(v);) {
-        if (v > 0 && !writer)
-            writer = v;
-        else if (v < 0 && !exec_errno)
-            exec_errno = -v;
-    }
-    if (exec_errno || writer <= 0) {
-        r = bg_fail(err, exec_errno ? -exec_errno : -ECHILD, "console log: cannot run %s: %s",
-                    bin, strerror(exec_errno ? exec_errno : ECHILD));
-        goto cleanup;
-    }
-    *pid_out = writer;
-cleanup:
-    if (null_fd >= 0)
-        close(null_fd);
-    if (st[0] >= 0)
-        close(st[0]);
-    if (st[1] >= 0)
-        close(st[1]);
-    return r;
-}
-
 int fc_console_log_start(const struct fc_driver *drv, struct banger_vm *vm, int *vmm_fd,
                          struct banger_error *err)
 {
     struct fc_console_ring ring = { -1, -1, -1 };
     int pipe_fds[2] = { -1, -1 };
+    int null_fd = -1;
     const char *bin = fc_console_log_program();
     unsigned long long max = drv->console_log_max_bytes ? drv->console_log_max_bytes
                                                         : FC_DEFAULT_CONSOLE_LOG_MAX;
@@ -176,8 +82,18 @@ int fc_console_log_start(const struct fc_driver *drv, struct banger_vm *vm, int 
     char uid_text[24];
     snprintf(uid_text, sizeof(uid_text), "%u", (unsigned)fc_jail_uid(drv, vm));
     char *argv[] = { (char *)bin, max_text, uid_text, NULL };
-    const int fds[4] = { pipe_fds[0], ring.cur, ring.old, ring.start };
-    r = fc_console_spawn(bin, argv, fds, &pid, err);
+    null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0) {
+        r = bg_fail_errno(err, -errno, "console log: open /dev/null");
+        goto cleanup;
+    }
+    /* 0 the pipe, 1 nothing, 2 the daemon's stderr (its journal) for the
+     * writer's errors, 3-5 the ring (banger-console-log.c). */
+    static char *const no_env[] = { NULL };
+    const int fds[] = { pipe_fds[0], null_fd, -1, ring.cur, ring.old, ring.start };
+    const struct fc_detached writer = { .what = "console log", .bin = bin, .argv = argv,
+                                        .envp = no_env, .fds = fds, .n_fds = 6 };
+    r = fc_spawn_detached(&writer, &pid, err);
     if (r < 0)
         goto cleanup;
     char pid_text[24];
@@ -190,6 +106,8 @@ int fc_console_log_start(const struct fc_driver *drv, struct banger_vm *vm, int 
     *vmm_fd = pipe_fds[1];
     pipe_fds[1] = -1;
 cleanup:
+    if (null_fd >= 0)
+        close(null_fd);
     fc_console_ring_close(&ring);
     for (int i = 0; i < 2; i++)
         if (pipe_fds[i] >= 0)

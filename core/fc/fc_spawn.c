@@ -130,11 +130,13 @@ static void fc_spawn_report(int fd, int kind, int value)
 }
 
 /* Between fork and exec: async-signal-safe calls only. The first child
- * starts a session and forks the VMM, reports its pid and exits, so the VMM
- * is re-parented away from the daemon. */
-__attribute__((noreturn)) static void fc_spawn_child(const char *bin, char *const *argv,
-                                                     int null_fd, int log_fd, int st_fd)
+ * starts a session and forks the program, reports its pid and exits, so the
+ * program is re-parented away from the daemon. */
+__attribute__((noreturn)) static void fc_detached_child(const struct fc_detached *d, int st_fd)
 {
+    int lifted[FC_DETACHED_MAX_FDS];
+    int report_fd = st_fd;
+
     if (setsid() < 0) {
         fc_spawn_report(st_fd, FC_REC_ERRNO, errno);
         _exit(126);
@@ -155,49 +157,55 @@ __attribute__((noreturn)) static void fc_spawn_child(const char *bin, char *cons
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
     umask(077);
-    /* Lift the fds above stdio first so the dup2s below cannot clobber them. */
-    null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
-    log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 10);
+    /* Lift everything above the target numbers first, so the dup2s below
+     * cannot clobber a descriptor still to be placed. */
+    for (int i = 0; i < d->n_fds; i++) {
+        lifted[i] = d->fds[i] >= 0 ? fcntl(d->fds[i], F_DUPFD_CLOEXEC, 10) : -1;
+        if (d->fds[i] >= 0 && lifted[i] < 0)
+            goto fail;
+    }
     st_fd = fcntl(st_fd, F_DUPFD_CLOEXEC, 10);
-    if (null_fd < 0 || log_fd < 0 || st_fd < 0)
+    if (st_fd < 0)
         goto fail;
-    if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+    report_fd = st_fd;
+    for (int i = 0; i < d->n_fds; i++)
+        if (lifted[i] >= 0 && dup2(lifted[i], i) < 0)
+            goto fail;
+    if (dup3(st_fd, d->n_fds, O_CLOEXEC) < 0)
         goto fail;
-    if (dup3(st_fd, 3, O_CLOEXEC) < 0)
-        goto fail;
-    st_fd = 3;
-    close_range(4, ~0u, 0);
-    execve(bin, argv, environ);
+    report_fd = d->n_fds;
+    close_range((unsigned)d->n_fds + 1, ~0u, 0);
+    execve(d->bin, d->argv, d->envp);
 fail:
-    fc_spawn_report(st_fd >= 0 ? st_fd : 3, FC_REC_ERRNO, errno);
+    fc_spawn_report(report_fd, FC_REC_ERRNO, errno);
     _exit(127);
 }
 
-/* Run the double fork; *pid_out receives the VMM's pid. */
-static int fc_spawn_run(const char *bin, char *const *argv, int null_fd, int log_fd,
-                        pid_t *pid_out, struct banger_error *err)
+int fc_spawn_detached(const struct fc_detached *d, pid_t *pid_out, struct banger_error *err)
 {
     int st[2] = { -1, -1 };
     int r = 0;
-    pid_t vmm = 0;
+    pid_t child = 0;
     int exec_errno = 0;
 
+    if (d->n_fds < 1 || d->n_fds > FC_DETACHED_MAX_FDS)
+        return bg_fail(err, -EINVAL, "%s: %d descriptors to pass", d->what, d->n_fds);
     if (pipe2(st, O_CLOEXEC) < 0) {
-        r = bg_fail_errno(err, -errno, "firecracker: pipe");
+        r = bg_fail_errno(err, -errno, "%s: pipe", d->what);
         goto cleanup;
     }
     pid_t mid = fork();
     if (mid < 0) {
-        r = bg_fail_errno(err, -errno, "firecracker: fork");
+        r = bg_fail_errno(err, -errno, "%s: fork", d->what);
         goto cleanup;
     }
     if (mid == 0)
-        fc_spawn_child(bin, argv, null_fd, log_fd, st[1]);
+        fc_detached_child(d, st[1]);
     close(st[1]);
     st[1] = -1;
     while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
         ;
-    /* EOF once the VMM has exec'd (CLOEXEC) or failed and exited. */
+    /* EOF once the program has exec'd (CLOEXEC) or failed and exited. */
     for (;;) {
         struct fc_spawn_rec rec;
         ssize_t n = read(st[0], &rec, sizeof(rec));
@@ -206,20 +214,20 @@ static int fc_spawn_run(const char *bin, char *const *argv, int null_fd, int log
         if (n != (ssize_t)sizeof(rec))
             break;
         if (rec.kind == FC_REC_PID)
-            vmm = rec.value;
+            child = rec.value;
         else if (rec.kind == FC_REC_ERRNO && !exec_errno)
             exec_errno = rec.value;
     }
     if (exec_errno) {
-        r = bg_fail(err, -exec_errno, "firecracker: cannot execute %s: %s", bin,
+        r = bg_fail(err, -exec_errno, "%s: cannot execute %s: %s", d->what, d->bin,
                     strerror(exec_errno));
         goto cleanup;
     }
-    if (vmm <= 0) {
-        r = bg_fail(err, -ECHILD, "firecracker: spawning %s failed", bin);
+    if (child <= 0) {
+        r = bg_fail(err, -ECHILD, "%s: spawning %s failed", d->what, d->bin);
         goto cleanup;
     }
-    *pid_out = vmm;
+    *pid_out = child;
 cleanup:
     if (st[0] >= 0)
         close(st[0]);
@@ -314,8 +322,11 @@ int fc_spawn(const struct fc_driver *drv, struct banger_vm *vm, struct banger_er
         argv[k] = NULL;
     }
 
-    r = fc_spawn_run(jailer ? jailer : bin, jail_argv ? jail_argv : argv, null_fd, log_fd, &pid,
-                     err);
+    const int vmm_fds[] = { null_fd, log_fd, log_fd };
+    const struct fc_detached vmm = { .what = "firecracker", .bin = jailer ? jailer : bin,
+                                     .argv = jail_argv ? jail_argv : argv, .envp = environ,
+                                     .fds = vmm_fds, .n_fds = 3 };
+    r = fc_spawn_detached(&vmm, &pid, err);
     if (r < 0)
         goto cleanup;
     vm->vmm_pid = (int)pid;
